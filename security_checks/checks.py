@@ -1,0 +1,104 @@
+"""Check metadata, kept as data beside the code that implements each check (Prowler's layout).
+
+Every package that implements checks has a `checks.yaml` next to its code:
+
+    checks:
+      - id: scan.undeclared_port
+        title: Port open that the estate does not declare
+        severity: medium
+        description: ...
+        remediation: ...
+
+Code never repeats a title, severity or remediation text: it calls `make_finding(check_id, ...)`,
+which fills them from the metadata and the control references from the control catalogue.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from .findings import EvidenceRef, Finding, Severity, Status
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+class CheckMeta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    title: str
+    severity: Severity
+    description: str = ""
+    remediation: str = ""
+    source: str = ""
+    cvss_vector: str | None = None
+    # Control references the check evidences directly; the control catalogue may add more.
+    controls: list[str] = []
+
+
+@cache
+def registry() -> dict[str, CheckMeta]:
+    out: dict[str, CheckMeta] = {}
+    for path in sorted(PACKAGE_ROOT.rglob("checks.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        source = data.get("source", path.parent.name)
+        for raw in data.get("checks", []):
+            meta = CheckMeta.model_validate({"source": source, **raw})
+            if meta.id in out:
+                raise ValueError(f"{path}: check {meta.id} is already defined")
+            out[meta.id] = meta
+    return out
+
+
+def check(check_id: str) -> CheckMeta:
+    try:
+        return registry()[check_id]
+    except KeyError:
+        raise KeyError(f"no metadata for check {check_id!r}: add it to the checks.yaml beside the code") from None
+
+
+def make_finding(
+    check_id: str,
+    asset: str,
+    status: Status,
+    *,
+    key: str = "",
+    observed: str = "",
+    expected: str = "",
+    evidence: list[EvidenceRef] | None = None,
+    severity: Severity | None = None,
+    title: str | None = None,
+    remediation: str | None = None,
+    site: str | None = None,
+    zone: str | None = None,
+    cvss_vector: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> Finding:
+    """A Finding for `check_id`, with metadata from its checks.yaml and controls from the catalogue."""
+    from .catalogue import controls_for  # late: the catalogue imports check ids
+
+    meta = check(check_id)
+    vector = cvss_vector or meta.cvss_vector
+    score = None
+    sev = severity or meta.severity
+    if vector:
+        from cvss import CVSS3
+
+        score = float(CVSS3(vector).scores()[0])
+        if severity is None:
+            sev = Severity.from_cvss(score)
+    if status is Status.PASS:
+        sev = Severity.INFO
+    controls = sorted({*meta.controls, *controls_for(check_id)})
+    return Finding(
+        check_id=check_id, asset=asset, key=key, status=status, severity=sev,
+        title=title or meta.title, source=meta.source, controls=controls,
+        cvss_vector=vector, cvss_score=score, observed=observed, expected=expected,
+        evidence=list(evidence or []), remediation=remediation if remediation is not None else meta.remediation,
+        site=site, zone=zone, details=details or {},
+    )

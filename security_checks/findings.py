@@ -1,0 +1,104 @@
+"""The Finding: the one currency of every check, scan, device audit and policy rule.
+
+Reports, the control matrix and evidence read only findings. A finding's id is derived from what
+it is about (check, asset, key), never from when it was seen, so the same problem on the same asset
+keeps its id across runs: that is what makes deltas, trends and the remediation plan possible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
+
+
+class Status(StrEnum):
+    PASS = "pass"  # noqa: S105 (a status, not a password)
+    FAIL = "fail"
+    MANUAL = "manual"              # a person must attest; never counted as met by a tool
+    ERROR = "error"                # the check could not run (host unreachable, tool failed)
+    NOT_ASSESSED = "not_assessed"  # in scope but nothing looked at it this run
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return ["info", "low", "medium", "high", "critical"].index(self.value)
+
+    @classmethod
+    def from_cvss(cls, score: float) -> Severity:
+        """CVSS v3.1 qualitative rating (FIRST specification, section 5)."""
+        if score >= 9.0:
+            return cls.CRITICAL
+        if score >= 7.0:
+            return cls.HIGH
+        if score >= 4.0:
+            return cls.MEDIUM
+        if score > 0.0:
+            return cls.LOW
+        return cls.INFO
+
+
+class EvidenceRef(BaseModel):
+    """A file in the run's evidence directory (path relative to it) that backs a finding."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    description: str = ""
+    sha256: str | None = None
+
+
+def finding_id(check_id: str, asset: str, key: str = "") -> str:
+    digest = hashlib.sha256(f"{check_id}\0{asset}\0{key}".encode()).hexdigest()
+    return f"F-{digest[:16]}"
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    check_id: str = Field(description="the check that produced it, e.g. scan.undeclared_port")
+    asset: str = Field(description="what it is about, e.g. host:10.10.30.20, lob:planning, site:depot")
+    key: str = Field("", description="tells apart findings of one check on one asset, e.g. tcp/23")
+    title: str
+    status: Status
+    severity: Severity
+    source: str = Field(description="the engine: selftest, scan, devices, infra, patch, ce, psn")
+    controls: list[str] = Field([], description="control references, e.g. CE3.3:FW-2, PSN:COCO-4")
+    cvss_vector: str | None = None
+    cvss_score: float | None = None
+    observed: str = ""
+    expected: str = ""
+    evidence: list[EvidenceRef] = []
+    remediation: str = ""
+    site: str | None = None
+    zone: str | None = None
+    details: dict[str, Any] = {}
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived_id(cls, data: Any) -> Any:
+        # A serialised finding carries its id; it is derived, so read it back by recomputing it.
+        if isinstance(data, dict) and "id" in data:
+            data = {k: v for k, v in data.items() if k != "id"}
+        return data
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def id(self) -> str:
+        return finding_id(self.check_id, self.asset, self.key)
+
+    @property
+    def failing(self) -> bool:
+        return self.status in (Status.FAIL, Status.ERROR)

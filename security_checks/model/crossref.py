@@ -1,0 +1,231 @@
+"""Rules that need the whole estate: references between sections, duplicates and overlaps.
+
+Two kinds of problem. Reference problems (a name that points nowhere, a duplicate) make the model
+meaningless, so every command refuses such an estate. Policy problems (overlapping address
+ranges) describe an estate that can be read but must not be built: `estate validate` reports both,
+and the infrastructure plan reports the policy kind as policy violations (exit 1), as its policy
+pack would on a real preview.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .loader import Path_, Problem, field_name
+
+if TYPE_CHECKING:
+    from .loader import LoadedEstate
+
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _within(inner: Net, outer: Net) -> bool:
+    """inner is inside outer (False across IP versions, where subnet_of would raise)."""
+    return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
+
+
+def _dupes(items: Iterable[tuple[str, Path_]], what: str, loaded: LoadedEstate) -> list[Problem]:
+    seen: dict[str, Path_] = {}
+    out = []
+    for name, path in items:
+        if name in seen:
+            f0, l0 = loaded.where(seen[name])
+            f, line = loaded.where(path)
+            out.append(Problem(f, line, field_name(path), f"duplicate {what} {name!r} (first at {f0}:{l0})"))
+        else:
+            seen[name] = path
+    return out
+
+
+def cross_reference(loaded: LoadedEstate) -> list[Problem]:
+    e = loaded.estate
+    problems: list[Problem] = []
+
+    def bad(path: Path_, message: str, policy: bool = False) -> None:
+        f, line = loaded.where(path)
+        problems.append(Problem(f, line, field_name(path), message, policy))
+
+    zones = {z.name for z in e.zones}
+    sites = {s.name: s for s in e.sites}
+    firewalls = {f.name for f in e.firewalls}
+    subscriptions = {s.name for s in e.azure.subscriptions}
+
+    problems += _dupes(((z.name, ("zones", i, "name")) for i, z in enumerate(e.zones)), "zone", loaded)
+    problems += _dupes(((s.name, ("sites", i, "name")) for i, s in enumerate(e.sites)), "site", loaded)
+    problems += _dupes(((s.name, ("ssids", i, "name")) for i, s in enumerate(e.ssids)), "SSID", loaded)
+    problems += _dupes(((s.name, ("lob_systems", i, "name")) for i, s in enumerate(e.lob_systems)),
+                       "LOB system", loaded)
+    problems += _dupes(((g.name, ("endpoint_groups", i, "name")) for i, g in enumerate(e.endpoint_groups)),
+                       "endpoint group", loaded)
+    problems += _dupes(((f.name, ("firewalls", i, "name")) for i, f in enumerate(e.firewalls)),
+                       "firewall", loaded)
+    problems += _dupes(((s.name, ("scan_scopes", i, "name")) for i, s in enumerate(e.scan_scopes)),
+                       "scan scope", loaded)
+    problems += _dupes(((s.name, ("azure", "subscriptions", i, "name"))
+                        for i, s in enumerate(e.azure.subscriptions)), "subscription", loaded)
+    problems += _dupes(((h.name, ("endpoint_groups", gi, "hosts", hi, "name"))
+                        for gi, g in enumerate(e.endpoint_groups) for hi, h in enumerate(g.hosts)),
+                       "host", loaded)
+
+    # --- sites and VLANs ----------------------------------------------------------------------
+    for si, site in enumerate(e.sites):
+        p: Path_ = ("sites", si)
+        if site.firewall and site.firewall not in firewalls:
+            bad((*p, "firewall"), f"unknown firewall {site.firewall!r}")
+        problems += _dupes(((v.name, (*p, "vlans", vi, "name")) for vi, v in enumerate(site.vlans)),
+                           "VLAN name", loaded)
+        problems += _dupes(((str(v.id), (*p, "vlans", vi, "id")) for vi, v in enumerate(site.vlans)),
+                           "VLAN id", loaded)
+        site_nets = [ipaddress.ip_network(r) for r in site.ranges]
+        for vi, vlan in enumerate(site.vlans):
+            if vlan.zone not in zones:
+                bad((*p, "vlans", vi, "zone"), f"unknown zone {vlan.zone!r}")
+            if not any(_within(vlan.network, n) for n in site_nets):
+                bad((*p, "vlans", vi, "cidr"), f"{vlan.cidr} is outside the site's ranges {site.ranges}")
+            if vlan.gateway and ipaddress.ip_address(vlan.gateway) not in vlan.network:
+                bad((*p, "vlans", vi, "gateway"), f"{vlan.gateway} is not inside {vlan.cidr}")
+        for a in range(len(site.vlans)):
+            for b in range(a + 1, len(site.vlans)):
+                if site.vlans[a].network.overlaps(site.vlans[b].network):
+                    bad((*p, "vlans", b, "cidr"),
+                        f"{site.vlans[b].cidr} overlaps VLAN {site.vlans[a].name} ({site.vlans[a].cidr})",
+                        policy=True)
+
+    # --- address plan: sites, hubs and spokes must not overlap ---------------------------------
+    spaces: list[tuple[Net, str, Path_]] = []
+    for si, site in enumerate(e.sites):
+        for ri, r in enumerate(site.ranges):
+            spaces.append((ipaddress.ip_network(r), f"site {site.name}", ("sites", si, "ranges", ri)))
+    conn = e.azure.connectivity
+    for attr in ("hub_address_space", "secondary_hub_address_space", "dns_resolver_address_space"):
+        value = getattr(conn, attr)
+        if value:
+            spaces.append((ipaddress.ip_network(value), attr.replace("_", " "),
+                           ("azure", "connectivity", attr)))
+    for li, lob in enumerate(e.lob_systems):
+        if lob.address_space:
+            spaces.append((ipaddress.ip_network(lob.address_space), f"LOB system {lob.name}",
+                           ("lob_systems", li, "address_space")))
+    for a in range(len(spaces)):
+        for b in range(a + 1, len(spaces)):
+            na, wa, _ = spaces[a]
+            nb, _, pb = spaces[b]
+            if na.version == nb.version and na.overlaps(nb):
+                bad(pb, f"{nb} overlaps {wa} ({na})", policy=True)
+
+    # --- Wi-Fi ----------------------------------------------------------------------------------
+    for i, ssid in enumerate(e.ssids):
+        p = ("ssids", i)
+        if ssid.sites == "all":
+            if not e.ssid_sites(ssid):
+                bad((*p, "vlan"), f"no site has a VLAN named {ssid.vlan!r}")
+            continue
+        for j, name in enumerate(ssid.sites):
+            if name not in sites:
+                bad((*p, "sites", j), f"unknown site {name!r}")
+            elif not any(v.name == ssid.vlan for v in sites[name].vlans):
+                bad((*p, "vlan"), f"site {name!r} has no VLAN named {ssid.vlan!r}")
+
+    # --- LOB systems ------------------------------------------------------------------------------
+    for i, lob in enumerate(e.lob_systems):
+        for j, z in enumerate(lob.reachable_from):
+            if z not in zones:
+                bad(("lob_systems", i, "reachable_from", j), f"unknown zone {z!r}")
+        if lob.subscription and lob.subscription not in subscriptions:
+            bad(("lob_systems", i, "subscription"), f"unknown subscription {lob.subscription!r}")
+
+    for i, budget in enumerate(e.azure.budgets):
+        if budget.scope != "tenant" and budget.scope not in subscriptions:
+            bad(("azure", "budgets", i, "scope"), f"unknown subscription {budget.scope!r}")
+
+    # --- endpoints --------------------------------------------------------------------------------
+    for i, group in enumerate(e.endpoint_groups):
+        if group.sites != "all":
+            for j, name in enumerate(group.sites):
+                if name not in sites:
+                    bad(("endpoint_groups", i, "sites", j), f"unknown site {name!r}")
+        for j, host in enumerate(group.hosts):
+            if host.site and host.site not in sites:
+                bad(("endpoint_groups", i, "hosts", j, "site"), f"unknown site {host.site!r}")
+
+    # --- firewalls --------------------------------------------------------------------------------
+    for fi, fw in enumerate(e.firewalls):
+        p = ("firewalls", fi)
+        if fw.site not in sites:
+            bad((*p, "site"), f"unknown site {fw.site!r}")
+        fw_zones = set()
+        for zi, fz in enumerate(fw.zones):
+            fw_zones.add(fz.zone)
+            if fz.zone not in zones:
+                bad((*p, "zones", zi, "zone"), f"unknown zone {fz.zone!r}")
+            site_vlans = {v.name for v in sites[fw.site].vlans} if fw.site in sites else set()
+            for vi, vlan_name in enumerate(fz.vlans):
+                if vlan_name not in site_vlans:
+                    bad((*p, "zones", zi, "vlans", vi), f"site {fw.site!r} has no VLAN named {vlan_name!r}")
+        objects = {o.name for o in fw.address_objects}
+        services = {s.name for s in fw.services}
+        problems += _dupes(((o.name, (*p, "address_objects", i, "name"))
+                            for i, o in enumerate(fw.address_objects)), "address object", loaded)
+        problems += _dupes(((s.name, (*p, "services", i, "name"))
+                            for i, s in enumerate(fw.services)), "service", loaded)
+        problems += _dupes(((r.id, (*p, "rules", i, "id")) for i, r in enumerate(fw.rules)), "rule id", loaded)
+        for ri, rule in enumerate(fw.rules):
+            rp = (*p, "rules", ri)
+            for attr in ("from_zone", "to_zone"):
+                z = getattr(rule, attr)
+                if z not in fw_zones:
+                    bad((*rp, attr), f"unknown zone {z!r} (firewall {fw.name} has: {', '.join(sorted(fw_zones))})")
+            for attr in ("source", "destination"):
+                obj = getattr(rule, attr)
+                if obj != "any" and obj not in objects:
+                    bad((*rp, attr), f"unknown address object {obj!r}")
+            if rule.services != "any":
+                for si, svc in enumerate(rule.services):
+                    if svc not in services:
+                        bad((*rp, "services", si), f"unknown service {svc!r}")
+
+    # --- declared hosts ----------------------------------------------------------------------------
+    lobs = {lob.name for lob in e.lob_systems}
+    problems += _dupes(((h.name, ("declared_hosts", i, "name")) for i, h in enumerate(e.declared_hosts)),
+                       "declared host", loaded)
+    problems += _dupes(((h.address, ("declared_hosts", i, "address")) for i, h in enumerate(e.declared_hosts)),
+                       "declared host address", loaded)
+    for i, dh in enumerate(e.declared_hosts):
+        p = ("declared_hosts", i)
+        if dh.zone not in zones:
+            bad((*p, "zone"), f"unknown zone {dh.zone!r}")
+        if dh.site and dh.site not in sites:
+            bad((*p, "site"), f"unknown site {dh.site!r}")
+        if dh.lob and dh.lob not in lobs:
+            bad((*p, "lob"), f"unknown LOB system {dh.lob!r}")
+        addr = ipaddress.ip_address(dh.address)
+        if dh.role == "selftest":
+            if not addr.is_loopback:
+                bad((*p, "address"), "selftest hosts live on loopback")
+        elif not any(addr in n for n, _, _ in spaces) and not any(
+                addr in ipaddress.ip_network(c) for s in e.scan_scopes if s.lab for c in s.cidrs):
+            bad((*p, "address"), f"{addr} is outside the estate's address ranges")
+
+    # --- scan scopes: inside the estate, exclusions inside the scope ------------------------------
+    estate_nets = [n for n, _, _ in spaces]
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    for i, scope in enumerate(e.scan_scopes):
+        p = ("scan_scopes", i)
+        nets = [ipaddress.ip_network(c) for c in scope.cidrs]
+        for j, net in enumerate(nets):
+            if scope.loopback:
+                if not _within(net, loopback):
+                    bad((*p, "cidrs", j), f"{net} is not loopback, but the scope says loopback: true")
+            elif net.version == 4 and net.overlaps(loopback):
+                bad((*p, "cidrs", j), f"{net} is loopback: mark the scope loopback: true")
+            elif not any(_within(net, n) for n in estate_nets):
+                bad((*p, "cidrs", j), f"{net} is outside the estate's address ranges")
+        for j, ex in enumerate(scope.exclusions):
+            ex_net = ipaddress.ip_network(ex)
+            if not any(_within(ex_net, n) for n in nets):
+                bad((*p, "exclusions", j), f"{ex} is not inside the scope's cidrs")
+        if scope.expires and scope.expires < scope.authorised_on:
+            bad((*p, "expires"), "expires before it was authorised")
+    return problems

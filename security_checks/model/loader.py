@@ -1,0 +1,201 @@
+"""Load an estate directory of YAML files into the typed model, keeping file and line of every value.
+
+Each `*.yaml` / `*.yml` file under the directory (recursively, in sorted order) is a mapping whose
+top-level keys are estate sections (`sites`, `firewalls`, ...). List sections may be split across
+files (one file per site, say) and are concatenated; mapping sections (`organisation`, `azure`) must
+appear once. Every problem becomes a `Problem(file, line, field, message)` so that `estate validate`
+can print `file:line: field: message` for all of them at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .schema import SECTIONS, Estate
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    field: str
+    message: str
+    policy: bool = False  # also enforced by the infrastructure policy pack (see crossref.py)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+class EstateError(Exception):
+    """The estate could not be loaded; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class LoadedEstate:
+    estate: Estate
+    root: Path
+    locations: dict[Path_, tuple[str, int]]
+    digest: str  # sha256 over the files, in order: which estate a run assessed
+
+    def where(self, path: Path_) -> tuple[str, int]:
+        """File and line of the value at `path`, or of its closest enclosing value."""
+        p = tuple(path)
+        while p:
+            if p in self.locations:
+                return self.locations[p]
+            p = p[:-1]
+        return (str(self.root), 0)
+
+
+def field_name(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
+
+
+class _Composer:
+    """Turns a YAML node tree into plain Python, recording (file, line) for every value."""
+
+    def __init__(self, file: str, locations: dict[Path_, tuple[str, int]], problems: list[Problem]):
+        self.file = file
+        self.locations = locations
+        self.problems = problems
+
+    def build(self, node: yaml.Node, path: Path_) -> Any:
+        self.locations[path] = (self.file, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1, field_name(path),
+                                                 "YAML merge keys (<<) are not supported: write values out"))
+                    continue
+                key = str(self._scalar(key_node))
+                if key in out:
+                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
+                                                 field_name((*path, key)), "duplicate key"))
+                    continue
+                out[key] = self.build(value_node, (*path, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(n, (*path, i)) for i, n in enumerate(node.value)]
+        return self._scalar(node)
+
+    @staticmethod
+    def _scalar(node: yaml.Node) -> Any:
+        # The composer has resolved the tag (int, bool, date, null...); the safe constructor
+        # turns it into the Python value and refuses any non-standard tag.
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+
+
+def _yaml_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
+    """Load and validate an estate directory; raise EstateError listing every problem.
+
+    With policy=False, problems that the infrastructure policy pack enforces (overlapping ranges)
+    are left to it, so `estate infra plan` can report them as violations rather than refuse.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise EstateError([Problem(str(root), 0, "(estate)", "not a directory")])
+    files = _yaml_files(root)
+    if not files:
+        raise EstateError([Problem(str(root), 0, "(estate)", "no .yaml files found")])
+
+    problems: list[Problem] = []
+    locations: dict[Path_, tuple[str, int]] = {}
+    merged: dict[str, Any] = {}
+    digest = hashlib.sha256()
+    for path in files:
+        rel = str(path)
+        raw = path.read_bytes()
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
+        try:
+            text = raw.decode("utf-8")
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(rel, 1, "(file)", f"not UTF-8 text ({exc.reason})"))
+            continue
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark else 1
+            what = " ".join(x for x in (exc.context, exc.problem) if x)
+            problems.append(Problem(rel, line, "(file)", f"not valid YAML: {what}"))
+            continue
+        except yaml.YAMLError as exc:
+            problems.append(Problem(rel, 1, "(file)", f"not valid YAML: {exc}"))
+            continue
+        if node is None:
+            continue
+        if not isinstance(node, yaml.MappingNode):
+            problems.append(Problem(rel, node.start_mark.line + 1, "(file)",
+                                    "the top level must be a mapping of estate sections"))
+            continue
+        composer = _Composer(rel, locations, problems)
+        for key_node, value_node in node.value:
+            section = str(key_node.value)
+            line = key_node.start_mark.line + 1
+            if section not in SECTIONS:
+                problems.append(Problem(rel, line, section,
+                                        f"unknown section (expected one of: {', '.join(SECTIONS)})"))
+                continue
+            if SECTIONS[section]:
+                if not isinstance(value_node, yaml.SequenceNode):
+                    problems.append(Problem(rel, line, section, "must be a list"))
+                    continue
+                items = merged.setdefault(section, [])
+                locations.setdefault((section,), (rel, line))
+                for item in value_node.value:
+                    items.append(composer.build(item, (section, len(items))))
+            else:
+                if section in merged:
+                    first = locations[(section,)]
+                    problems.append(Problem(rel, line, section,
+                                            f"already given in {first[0]}:{first[1]}"))
+                    continue
+                merged[section] = composer.build(value_node, (section,))
+
+    for section in SECTIONS:
+        if section not in merged and Estate.model_fields[section].is_required():
+            problems.append(Problem(str(root), 0, section, "missing section"))
+
+    if problems:
+        raise EstateError(problems)
+
+    try:
+        estate = Estate.model_validate(merged)
+    except ValidationError as exc:
+        loaded = LoadedEstate(Estate.model_construct(), root, locations, "")  # type: ignore[call-arg]
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            file, line = loaded.where(loc)
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (check the spelling against inventory/README.md)"
+            problems.append(Problem(file, line, field_name(loc), msg))
+        raise EstateError(problems) from None
+
+    loaded = LoadedEstate(estate, root, locations, digest.hexdigest())
+    from .crossref import cross_reference  # late: crossref needs LoadedEstate
+
+    problems = [p for p in cross_reference(loaded) if policy or not p.policy]
+    if problems:
+        raise EstateError(problems)
+    return loaded

@@ -1,0 +1,689 @@
+"""The estate model: the one typed description of the council's estate.
+
+Every engine reads this (Pulumi, Ansible's inventory, the scanners, the compliance checks), so its
+field names are part of the product's interface: change them only with a migration note in the
+schema documentation (inventory/README.md).
+
+The schema checks shape and local rules (a CIDR is a CIDR, a VLAN id is 1-4094). Rules that need
+the whole estate (a firewall rule naming an unknown zone, overlapping ranges) live in
+`crossref.py`, so both kinds of problem are reported together, each with file and line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from datetime import date, time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+# A name used as a key and in resource names: lower-case, digits and hyphens (CAF style).
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+
+
+class Strict(BaseModel):
+    """Base for every model: unknown keys are errors, so a typo never silently drops a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
+
+
+def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a network address with prefix ({exc})") from None
+
+
+def _check_cidr(value: str) -> str:
+    _network(value)
+    return value
+
+
+def _check_host_or_cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an address or a network with prefix") from None
+    return value
+
+
+Cidr = Annotated[str, Field(description="network with prefix, e.g. 10.10.0.0/16")]
+
+
+# --------------------------------------------------------------------------------------------
+# Organisation
+# --------------------------------------------------------------------------------------------
+
+
+class Nation(StrEnum):
+    ENGLAND = "england"
+    WALES = "wales"
+    SCOTLAND = "scotland"
+    NORTHERN_IRELAND = "northern-ireland"
+
+
+class Contact(Strict):
+    role: str
+    name: str
+    email: str
+
+
+class Organisation(Strict):
+    name: str
+    short_name: Slug = Field(description="prefix used in resource names, e.g. 'hbc'")
+    nation: Nation
+    domain: str
+    ce_version: Literal["3.3", "3.2"] = Field("3.3", description="Cyber Essentials requirements in force")
+    contacts: list[Contact] = []
+
+    @property
+    def public_sector_network(self) -> str:
+        """PSN in England and Wales, SWAN in Scotland, the NI equivalent otherwise."""
+        return {"scotland": "SWAN", "northern-ireland": "NIGB"}.get(self.nation.value, "PSN")
+
+
+# --------------------------------------------------------------------------------------------
+# Azure tenancy
+# --------------------------------------------------------------------------------------------
+
+
+class SubscriptionPlacement(StrEnum):
+    MANAGEMENT = "management"
+    CONNECTIVITY = "connectivity"
+    IDENTITY = "identity"
+    SECURITY = "security"
+    CORP = "corp"
+    ONLINE = "online"
+    SANDBOX = "sandbox"
+    DECOMMISSIONED = "decommissioned"
+    QUARANTINE = "quarantine"
+
+
+class Subscription(Strict):
+    name: Slug
+    id: str = Field(description="subscription GUID")
+    placement: SubscriptionPlacement
+    cost_centre: str
+
+    @field_validator("id")
+    @classmethod
+    def _guid(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", v):
+            raise ValueError("not a GUID (8-4-4-4-12 lower-case hex)")
+        return v
+
+
+class EntraGroups(Strict):
+    """Object ids of the Entra ID groups that receive roles; names are for people."""
+
+    infrastructure_engineers: str
+    security_group: str
+    auditors: str
+
+
+class WanDesign(StrEnum):
+    VIRTUAL_WAN = "virtual-wan"
+    HUB_VNET = "hub-vnet"
+
+
+class Connectivity(Strict):
+    design: WanDesign = WanDesign.VIRTUAL_WAN
+    hub_address_space: Cidr
+    secondary_hub: bool = Field(False, description="a second hub in the secondary region")
+    secondary_hub_address_space: Cidr | None = None
+    firewall_tier: Literal["Basic", "Standard", "Premium"] = "Standard"
+    tls_inspection: bool = False
+    ddos_protection: bool = Field(False, description="DDoS Network Protection: about GBP 2,300 a month")
+    breakout_allowed_fqdns: list[str] = []
+    breakout_allowed_categories: list[str] = []
+    dns_resolver_address_space: Cidr | None = None
+
+    _v_hub = field_validator("hub_address_space", "secondary_hub_address_space",
+                             "dns_resolver_address_space")(
+        lambda v: v if v is None else _check_cidr(v))
+
+    @model_validator(mode="after")
+    def _secondary(self) -> Connectivity:
+        if self.secondary_hub and not self.secondary_hub_address_space:
+            raise ValueError("secondary_hub is true but secondary_hub_address_space is missing")
+        return self
+
+
+class Budget(Strict):
+    name: Slug
+    scope: Literal["tenant"] | Slug = Field(description="'tenant' or a subscription name")
+    monthly_gbp: int = Field(gt=0)
+    alert_thresholds: list[int] = [80, 100]
+    contact_emails: list[str]
+
+
+class Azure(Strict):
+    tenant_id: str
+    primary_region: Literal["uksouth", "ukwest"] = "uksouth"
+    secondary_region: Literal["uksouth", "ukwest"] = "ukwest"
+    allowed_regions: list[str] = ["uksouth", "ukwest"]
+    management_group_prefix: Slug
+    subscriptions: list[Subscription]
+    entra_groups: EntraGroups
+    connectivity: Connectivity
+    budgets: list[Budget] = []
+    log_retention_days: int = Field(365, ge=30, le=730)
+    evidence_retention_days: int = Field(2555, ge=1, description="seven years by default")
+
+
+# --------------------------------------------------------------------------------------------
+# Zones, sites, VLANs
+# --------------------------------------------------------------------------------------------
+
+
+class ZoneKind(StrEnum):
+    USER = "user"            # staff devices
+    SERVER = "server"
+    VOICE = "voice"
+    GUEST = "guest"          # guest Wi-Fi: visitors with a key
+    PUBLIC = "public"        # free public Wi-Fi
+    IOT = "iot"
+    MANAGEMENT = "management"
+    PSN = "psn"              # the public-sector network connection (PSN / SWAN)
+    INTERNET = "internet"
+    CLOUD = "cloud"          # Azure spokes
+
+
+class Zone(Strict):
+    name: Slug
+    kind: ZoneKind
+    description: str = ""
+
+    @property
+    def untrusted(self) -> bool:
+        """Guest and public zones must reach nothing but the internet breakout."""
+        return self.kind in (ZoneKind.GUEST, ZoneKind.PUBLIC)
+
+
+class VlanPurpose(StrEnum):
+    CORPORATE = "corporate"
+    VOICE = "voice"
+    GUEST_WIFI = "guest-wifi"
+    PUBLIC_WIFI = "public-wifi"
+    IOT = "iot"
+    MANAGEMENT = "management"
+    SERVERS = "servers"
+    PSN_DMZ = "psn-dmz"
+
+
+class Vlan(Strict):
+    id: int = Field(ge=1, le=4094)
+    name: Slug
+    purpose: VlanPurpose
+    cidr: Cidr
+    zone: Slug = Field(description="the security zone this VLAN belongs to")
+    gateway: str | None = Field(None, description="default gateway address; first host if absent")
+
+    _v_cidr = field_validator("cidr")(_check_cidr)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return _network(self.cidr)
+
+
+class SiteKind(StrEnum):
+    CIVIC_CENTRE = "civic-centre"
+    OFFICE = "office"
+    DEPOT = "depot"
+    LIBRARY = "library"
+    LEISURE_CENTRE = "leisure-centre"
+    COMMUNITY_HUB = "community-hub"
+    SCHOOL_ADMIN = "school-admin"
+    CONTACT_CENTRE = "contact-centre"
+
+
+class WanLink(Strict):
+    kind: Literal["sd-wan", "mpls", "internet-vpn", "fibre-leased-line"]
+    provider: str
+    bandwidth_mbps: int = Field(gt=0)
+    public_ip: str | None = Field(None, description="the site's VPN peer address (documentation ranges in the demo)")
+    bgp_asn: int | None = Field(None, ge=64512, le=65534, description="private ASN for BGP over the VPN")
+    breakout: Literal["central", "local"] = "central"
+
+    @field_validator("public_ip")
+    @classmethod
+    def _ip(cls, v: str | None) -> str | None:
+        if v is not None:
+            ipaddress.ip_address(v)
+        return v
+
+
+class Site(Strict):
+    name: Slug
+    title: str
+    kind: SiteKind
+    address: str = ""
+    ranges: list[Cidr] = Field(min_length=1, description="the site's summary ranges")
+    wan: WanLink
+    firewall: Slug | None = Field(None, description="the firewall that guards this site")
+    vlans: list[Vlan] = []
+    staff: int = Field(0, ge=0)
+
+    _v_ranges = field_validator("ranges")(lambda v: [_check_cidr(c) for c in v])
+
+
+# --------------------------------------------------------------------------------------------
+# Wi-Fi
+# --------------------------------------------------------------------------------------------
+
+
+class SsidPurpose(StrEnum):
+    CORPORATE = "corporate"
+    GUEST = "guest"
+    PUBLIC = "public"
+
+
+class SsidSecurity(StrEnum):
+    WPA2_ENTERPRISE = "wpa2-enterprise"
+    WPA3_ENTERPRISE = "wpa3-enterprise"
+    WPA2_WPA3_ENTERPRISE = "wpa2-wpa3-enterprise"
+    WPA2_PSK = "wpa2-psk"
+    WPA3_SAE = "wpa3-sae"
+    OPEN = "open"
+    OPEN_ENHANCED = "open-enhanced"  # OWE: encrypted but open
+
+
+class Splash(Strict):
+    enabled: bool = False
+    terms_url: str | None = None
+    redirect_url: str | None = None
+
+
+class Ssid(Strict):
+    name: str = Field(min_length=1, max_length=32)
+    purpose: SsidPurpose
+    security: SsidSecurity
+    vlan: Slug = Field(description="name of the VLAN at each site the SSID is bridged to")
+    client_isolation: bool = False
+    splash: Splash = Splash()
+    bandwidth_limit_kbps: int | None = Field(None, gt=0)
+    content_filtering: bool = False
+    psk_rotation_days: int | None = Field(None, gt=0, description="guest key rotation period")
+    sites: list[Slug] | Literal["all"] = "all"
+    radius_servers: list[str] = Field([], description="names of identity servers for 802.1X")
+
+
+# --------------------------------------------------------------------------------------------
+# Line-of-business systems
+# --------------------------------------------------------------------------------------------
+
+
+class Hosting(StrEnum):
+    SAAS = "saas"
+    PAAS = "paas"
+    IAAS = "iaas"
+
+
+class Classification(StrEnum):
+    OFFICIAL = "OFFICIAL"
+    OFFICIAL_SENSITIVE = "OFFICIAL-SENSITIVE"
+
+
+class Tier(StrEnum):
+    """Recovery tier: RPO / RTO. Tier 1 systems get DR to the secondary region."""
+
+    TIER1 = "tier-1"   # RPO 1 h, RTO 4 h
+    TIER2 = "tier-2"   # RPO 24 h, RTO 24 h
+    TIER3 = "tier-3"   # RPO 24 h, RTO 72 h
+
+    @property
+    def rpo_hours(self) -> int:
+        return {"tier-1": 1, "tier-2": 24, "tier-3": 24}[self.value]
+
+    @property
+    def rto_hours(self) -> int:
+        return {"tier-1": 4, "tier-2": 24, "tier-3": 72}[self.value]
+
+    @property
+    def needs_dr(self) -> bool:
+        return self is Tier.TIER1
+
+
+class Port(Strict):
+    port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+    service: str
+    tls: bool = False
+    management: bool = Field(False, description="an administrative interface: management zones only")
+
+
+class OperatingSystem(StrEnum):
+    WINDOWS_SERVER_2022 = "windows-server-2022"
+    WINDOWS_SERVER_2019 = "windows-server-2019"
+    RHEL_9 = "rhel-9"
+    RHEL_8 = "rhel-8"
+    UBUNTU_2204 = "ubuntu-22.04"
+    UBUNTU_2404 = "ubuntu-24.04"
+    DEBIAN_12 = "debian-12"
+
+
+class LobSystem(Strict):
+    name: Slug
+    title: str
+    supplier: str
+    hosting: Hosting
+    os: OperatingSystem | None = Field(None, description="IaaS only")
+    vm_count: int = Field(0, ge=0, description="IaaS only")
+    classification: Classification
+    owner: str = Field(description="information asset owner (IAO)")
+    tier: Tier
+    cost_centre: str
+    region: str = "uksouth"
+    address_space: Cidr | None = Field(None, description="spoke VNet (PaaS and IaaS)")
+    ports: list[Port] = []
+    reachable_from: list[Slug] = Field([], description="zones allowed to reach the ports")
+    saas_fqdns: list[str] = Field([], description="SaaS: names that need DNS and conditional access")
+    mfa_enforced: bool = Field(True, description="MFA for every user, where the service offers it")
+    subscription: Slug | None = Field(None, description="landing-zone subscription; corp by default")
+
+    @model_validator(mode="after")
+    def _shape(self) -> LobSystem:
+        if self.hosting is Hosting.IAAS:
+            if self.os is None:
+                raise ValueError("IaaS systems need an os")
+            if self.vm_count < 1:
+                raise ValueError("IaaS systems need vm_count of at least 1")
+        elif self.os is not None:
+            raise ValueError(f"os is only for IaaS systems, not {self.hosting.value}")
+        if self.hosting is not Hosting.SAAS and not self.address_space:
+            raise ValueError(f"{self.hosting.value} systems need an address_space for their spoke")
+        if self.hosting is Hosting.SAAS and self.address_space:
+            raise ValueError("SaaS systems have no spoke address_space")
+        if self.address_space:
+            _check_cidr(self.address_space)
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Endpoints
+# --------------------------------------------------------------------------------------------
+
+
+class EndpointOs(StrEnum):
+    WINDOWS_11 = "windows-11"
+    WINDOWS_10 = "windows-10"
+    DEBIAN_12 = "debian-12"
+    UBUNTU_2204 = "ubuntu-22.04"
+    UBUNTU_2404 = "ubuntu-24.04"
+    MACOS_14 = "macos-14"
+    IOS = "ios"
+    ANDROID = "android"
+
+    @property
+    def family(self) -> str:
+        if self.value.startswith("windows"):
+            return "windows"
+        if self.value in ("debian-12", "ubuntu-22.04", "ubuntu-24.04"):
+            return "linux"
+        return self.value.split("-")[0]
+
+
+class Connection(Strict):
+    """How Ansible reaches the group. Secrets are referenced, never written here."""
+
+    kind: Literal["winrm", "psrp", "ssh", "chroot", "local", "none"] = "none"
+    user: str | None = None
+    port: int | None = None
+    password_env: str | None = Field(None, description="name of the environment variable holding it")
+
+    @field_validator("password_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Z][A-Z0-9_]*", v):
+            raise ValueError("must be an environment variable NAME (secrets never live in the estate)")
+        return v
+
+
+class EndpointHost(Strict):
+    name: str
+    address: str | None = None
+    site: Slug | None = None
+
+
+class EndpointGroup(Strict):
+    name: Slug
+    os: EndpointOs
+    count: int = Field(ge=0)
+    managed_by: Literal["intune", "configmgr", "ansible", "intune+ansible", "unmanaged"]
+    sites: list[Slug] | Literal["all"] = "all"
+    connection: Connection = Connection()
+    hosts: list[EndpointHost] = Field([], description="hosts Ansible manages directly")
+    local_admins: list[str] = Field([], description="members of local Administrators / sudo, exactly")
+    extended_security_updates: bool = Field(False, description="ESU bought (Windows 10 after Oct 2025)")
+
+
+class UnsupportedSoftware(Strict):
+    name: str
+    reason: str
+    package: str | None = Field(None, description="Debian package name")
+    windows_display_name: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Firewalls
+# --------------------------------------------------------------------------------------------
+
+
+class FirewallZone(Strict):
+    zone: Slug
+    interfaces: list[str] = []
+    vlans: list[Slug] = Field([], description="VLAN names at the firewall's site")
+
+
+class AddressObject(Strict):
+    name: Slug
+    addresses: list[str] = Field(min_length=1)
+
+    _v = field_validator("addresses")(lambda v: [_check_host_or_cidr(a) for a in v])
+
+
+class Service(Strict):
+    name: Slug
+    protocol: Literal["tcp", "udp", "icmp"]
+    ports: list[int] = []
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, v: list[int]) -> list[int]:
+        for p in v:
+            if not 1 <= p <= 65535:
+                raise ValueError(f"port {p} is not between 1 and 65535")
+        return v
+
+
+class FirewallRule(Strict):
+    id: str
+    name: str
+    from_zone: Slug
+    to_zone: Slug
+    source: Slug | Literal["any"] = "any"
+    destination: Slug | Literal["any"] = "any"
+    services: list[Slug] | Literal["any"] = Field(description="service names, or any")
+    action: Literal["allow", "deny"]
+    log: bool = True
+    owner: str
+    justification: str = Field(min_length=3)
+    review_by: date
+
+
+class Firewall(Strict):
+    name: Slug
+    vendor: Literal["fortinet", "nftables", "azure-firewall", "palo-alto", "cisco-asa"]
+    model: str = ""
+    site: Slug
+    management_address: str | None = None
+    management_mfa: bool = False
+    management_allowlist: list[str] = []
+    default_inbound: Literal["deny", "allow"] = "deny"
+    zones: list[FirewallZone] = Field(min_length=1)
+    address_objects: list[AddressObject] = []
+    services: list[Service] = []
+    rules: list[FirewallRule] = []
+
+
+# --------------------------------------------------------------------------------------------
+# Declared hosts: what should answer, where. Scans compare what they find with this.
+# --------------------------------------------------------------------------------------------
+
+
+class DeclaredHost(Strict):
+    name: Slug
+    address: str
+    zone: Slug
+    site: Slug | None = None
+    role: Literal["server", "appliance", "firewall", "gateway", "printer", "access-point", "selftest"]
+    lob: Slug | None = Field(None, description="the LOB system this host serves")
+    ports: list[Port] = []
+    owner: str = ""
+
+    @field_validator("address")
+    @classmethod
+    def _addr(cls, v: str) -> str:
+        ipaddress.ip_address(v)
+        return v
+
+
+# --------------------------------------------------------------------------------------------
+# Authorised scan scopes
+# --------------------------------------------------------------------------------------------
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class TimeWindow(Strict):
+    days: list[Day] = Field(min_length=1)
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _order(self) -> TimeWindow:
+        if self.start == self.end:
+            raise ValueError("start and end are the same: the window would be empty")
+        return self
+
+
+class ScanScope(Strict):
+    name: Slug
+    cidrs: list[Cidr] = Field(min_length=1)
+    exclusions: list[str] = []
+    windows: list[TimeWindow] = Field([], description="when scans may run (Europe/London); empty: any time")
+    authorised_by: str
+    authorised_on: date
+    expires: date | None = None
+    max_profile: Literal["discovery", "standard", "deep"] = "standard"
+    purpose: str = ""
+    loopback: bool = Field(False, description="a self-test scope on this machine's loopback")
+    lab: bool = Field(False, description="addresses that exist only in the lab's network namespaces")
+
+    _v_cidrs = field_validator("cidrs")(lambda v: [_check_cidr(c) for c in v])
+    _v_excl = field_validator("exclusions")(lambda v: [_check_host_or_cidr(c) for c in v])
+
+
+# --------------------------------------------------------------------------------------------
+# Reviewed decisions kept with the estate: accepted risks and manual attestations
+# --------------------------------------------------------------------------------------------
+
+
+class Waiver(Strict):
+    """A failing finding accepted as a risk. Matches by finding id, or by check and asset patterns."""
+
+    finding: str | None = Field(None, pattern=r"^F-[0-9a-f]{16}$")
+    check: str | None = Field(None, description="check id; shell-style wildcards allowed")
+    asset: str | None = Field(None, description="asset; shell-style wildcards allowed")
+    justification: str = Field(min_length=10)
+    approved_by: str
+    approved_on: date
+    expires: date
+    reference: str = Field("", description="risk register or change ticket")
+
+    @model_validator(mode="after")
+    def _target(self) -> Waiver:
+        if not self.finding and not self.check:
+            raise ValueError("a waiver needs a finding id or a check (optionally with an asset)")
+        if self.expires <= self.approved_on:
+            raise ValueError("expires must be after approved_on")
+        return self
+
+
+class Attestation(Strict):
+    """A person's statement that a manual requirement is met, with the evidence they rely on."""
+
+    requirement: str = Field(description="catalogue reference, e.g. CE3.3:UAC-1")
+    statement: str = Field(min_length=10)
+    attested_by: str
+    attested_on: date
+    expires: date | None = None
+    evidence: list[str] = Field([], description="files under the estate directory, e.g. attestations/leavers.pdf")
+
+
+# --------------------------------------------------------------------------------------------
+# The estate
+# --------------------------------------------------------------------------------------------
+
+
+class Estate(Strict):
+    organisation: Organisation
+    azure: Azure
+    zones: list[Zone] = Field(min_length=1)
+    sites: list[Site] = Field(min_length=1)
+    ssids: list[Ssid] = []
+    lob_systems: list[LobSystem] = []
+    endpoint_groups: list[EndpointGroup] = []
+    unsupported_software: list[UnsupportedSoftware] = []
+    firewalls: list[Firewall] = []
+    declared_hosts: list[DeclaredHost] = []
+    scan_scopes: list[ScanScope] = []
+    waivers: list[Waiver] = []
+    attestations: list[Attestation] = []
+
+    # -- look-ups used by every engine ---------------------------------------------------------
+
+    def zone(self, name: str) -> Zone:
+        for z in self.zones:
+            if z.name == name:
+                return z
+        raise KeyError(name)
+
+    def site(self, name: str) -> Site:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def firewall(self, name: str) -> Firewall:
+        for f in self.firewalls:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def scope(self, name: str) -> ScanScope:
+        for s in self.scan_scopes:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def ssid_sites(self, ssid: Ssid) -> list[Site]:
+        if ssid.sites == "all":
+            return [s for s in self.sites if any(v.name == ssid.vlan for v in s.vlans)]
+        return [s for s in self.sites if s.name in ssid.sites]
+
+    def vlans_in_zone(self, zone: str) -> list[tuple[Site, Vlan]]:
+        return [(s, v) for s in self.sites for v in s.vlans if v.zone == zone]
+
+
+# The sections an estate directory may contain, with whether each is a list (merged across files)
+# or a single mapping (must appear in exactly one file).
+SECTIONS: dict[str, bool] = {
+    name: field.annotation is not None and str(field.annotation).startswith("list")
+    for name, field in Estate.model_fields.items()
+}
