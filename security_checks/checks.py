@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict
 from .findings import EvidenceRef, Finding, Severity, Status
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
+# Checks live beside their code in both Python packages of the repository.
+CHECK_ROOTS = (PACKAGE_ROOT, PACKAGE_ROOT.parent / "infra")
 
 
 class CheckMeta(BaseModel):
@@ -44,7 +46,7 @@ class CheckMeta(BaseModel):
 @cache
 def registry() -> dict[str, CheckMeta]:
     out: dict[str, CheckMeta] = {}
-    for path in sorted(PACKAGE_ROOT.rglob("checks.yaml")):
+    for path in sorted(p for root in CHECK_ROOTS if root.is_dir() for p in root.rglob("checks.yaml")):
         data = yaml.safe_load(path.read_text()) or {}
         source = data.get("source", path.parent.name)
         for raw in data.get("checks", []):

@@ -1,0 +1,37 @@
+"""Shared fixtures. Each area keeps its own fixtures in tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "inventory" / "demo"
+ESTATE_BIN = REPO / ".venv" / "bin" / "estate"
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """A private copy of the demo estate that a test may break."""
+    dest = tmp_path / "estate"
+    shutil.copytree(DEMO, dest)
+    return dest
+
+
+@pytest.fixture
+def estate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("ESTATE_HOME", str(home))
+    return home
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root (network namespaces, chroot, packages); CI runs as root")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
