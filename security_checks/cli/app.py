@@ -17,7 +17,7 @@ from ..assess import STEPS, StepContext, is_root, run_steps
 from ..findings import Finding
 from ..model.loader import LoadedEstate
 from ..store import Store
-from . import check, devices, evidence, infra, lab, scan
+from . import check, devices, evidence, history, infra, lab, scan
 from .common import (
     DEFAULT_HOME,
     DEMO_ESTATE,
@@ -50,6 +50,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command()(history.runs)
+app.command()(history.findings)
 app.add_typer(lab.app, name="lab")
 app.add_typer(scan.app, name="scan")
 app.add_typer(infra.app, name="infra")

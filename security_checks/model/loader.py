@@ -21,6 +21,9 @@ from .schema import SECTIONS, Estate
 
 Path_ = tuple[str | int, ...]
 
+# An estate file is hand-written configuration: anything this large is a mistake or an attack.
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -125,10 +128,22 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
     digest = hashlib.sha256()
     for path in files:
         rel = str(path)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            limit = MAX_FILE_BYTES // 1024 // 1024
+            problems.append(Problem(rel, 1, "(file)", f"larger than {limit} MB: not an estate file"))
+            continue
         raw = path.read_bytes()
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
         try:
             text = raw.decode("utf-8")
+            # Aliases let a few lines expand into gigabytes ("billion laughs"); an estate never
+            # needs them, so refuse them before building anything.
+            alias = next((ev for ev in yaml.parse(text, Loader=yaml.SafeLoader)
+                          if isinstance(ev, yaml.AliasEvent)), None)
+            if alias is not None:
+                problems.append(Problem(rel, alias.start_mark.line + 1, "(file)",
+                                        "YAML aliases (*name) are not supported: write values out"))
+                continue
             node = yaml.compose(text, Loader=yaml.SafeLoader)
         except UnicodeDecodeError as exc:
             problems.append(Problem(rel, 1, "(file)", f"not UTF-8 text ({exc.reason})"))

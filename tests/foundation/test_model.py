@@ -92,13 +92,21 @@ def test_unknown_field_is_named_not_ignored(demo_copy: Path) -> None:
     ("just a string\n", "the top level must be a mapping"),
     ("zones:\n  - {name: a, kind: user, name: b}\n", "duplicate key"),
     ("sitez: []\n", "unknown section"),
-    ("x: &a [1]\nsites: *a\n<<: {}\n", "unknown section"),
+    ("sitez: [1]\n", "unknown section"),
+    ('zones: &a ["x", "x"]\nsites: &b [*a, *a, *a]\n', "YAML aliases (*name) are not supported"),
 ])
 def test_yaml_that_is_not_an_estate_is_one_clear_line(demo_copy: Path, content: str, expected: str) -> None:
     bad = demo_copy / "zz-bad.yaml"
     bad.write_text(content)
     found = problems_of(demo_copy)
     assert any(p.startswith(f"{bad}:") and expected in p for p in found), found
+
+
+def test_yaml_bomb_is_refused_before_it_expands(demo_copy: Path) -> None:
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    (demo_copy / "zz-bomb.yaml").write_text("\n".join(lines) + "\n")
+    assert any("aliases" in p for p in problems_of(demo_copy))
 
 
 def test_binary_file_is_refused_clearly(demo_copy: Path) -> None:
