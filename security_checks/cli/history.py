@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from fnmatch import fnmatchcase
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -21,7 +22,7 @@ def runs(home: HomeOpt = DEFAULT_HOME, limit: int = typer.Option(20, help="How m
     Examples:  estate runs  |  estate runs --kind assess --limit 5 --format json
     """
     store = open_store(home)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for run in store.runs(kind=kind, limit=limit):
         counts = Counter(f.status.value for f in store.findings(run.id))
         rows.append({"id": run.id, "kind": run.kind, "started_at": run.started_at.isoformat(),

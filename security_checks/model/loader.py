@@ -141,7 +141,7 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
             alias = next((ev for ev in yaml.parse(text, Loader=yaml.SafeLoader)
                           if isinstance(ev, yaml.AliasEvent)), None)
             if alias is not None:
-                problems.append(Problem(rel, alias.start_mark.line + 1, "(file)",
+                problems.append(Problem(rel, alias.start_mark.line + 1 if alias.start_mark else 0, "(file)",
                                         "YAML aliases (*name) are not supported: write values out"))
                 continue
             node = yaml.compose(text, Loader=yaml.SafeLoader)

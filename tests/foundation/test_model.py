@@ -73,7 +73,8 @@ def test_broken_copy_names_every_problem_with_file_and_line(demo_copy: Path) -> 
     found = problems_of(demo_copy)
     text = "\n".join(found)
     assert f"{fw}:{line_of(fw, 'psn-typo')}: firewalls[0].rules[3].to_zone: unknown zone 'psn-typo'" in text
-    assert f"{sites}:{line_of(sites, '10.20.128.0/17')}: sites[11].ranges[1]: 10.20.128.0/17 overlaps site schools-admin" in text
+    overlap = "sites[11].ranges[1]: 10.20.128.0/17 overlaps site schools-admin"
+    assert f"{sites}:{line_of(sites, '10.20.128.0/17')}: {overlap}" in text
     assert any(p.startswith(f"{wifi}:") and "no site has a VLAN named 'visitors'" in p for p in found)
     assert f"{scopes}:{line_of(scopes, '192.168.0.0/16')}: scan_scopes[2].cidrs[0]: 192.168.0.0/16 is outside" in text
     assert any("duplicate LOB system 'revs-benefits'" in p and p.startswith(f"{lobs}:") for p in found)
@@ -130,4 +131,5 @@ def test_schema_reference_is_current() -> None:
     from security_checks.model.docs import render
 
     committed = (DEMO.parent / "SCHEMA.md").read_text()
-    assert committed.strip() == render().strip(), "run: .venv/bin/python -m security_checks.model.docs > inventory/SCHEMA.md"
+    regenerate = "run: .venv/bin/python -m security_checks.model.docs > inventory/SCHEMA.md"
+    assert committed.strip() == render().strip(), regenerate
