@@ -99,7 +99,8 @@ def cross_reference(loaded: LoadedEstate) -> list[Problem]:
         for ri, r in enumerate(site.ranges):
             spaces.append((ipaddress.ip_network(r), f"site {site.name}", ("sites", si, "ranges", ri)))
     conn = e.azure.connectivity
-    for attr in ("hub_address_space", "secondary_hub_address_space", "dns_resolver_address_space"):
+    for attr in ("hub_address_space", "secondary_hub_address_space", "dns_resolver_address_space",
+                 "identity_address_space"):
         value = getattr(conn, attr)
         if value:
             spaces.append((ipaddress.ip_network(value), attr.replace("_", " "),

@@ -131,6 +131,19 @@ class WanDesign(StrEnum):
     HUB_VNET = "hub-vnet"
 
 
+class PsnLink(Strict):
+    """The public-sector network (PSN / SWAN) connection: its own VPN site and connection in the Azure hub."""
+
+    provider: str = "PSN service provider"
+    public_ip: str = Field(description="the PSN provider's VPN peer address")
+    bgp_asn: int | None = Field(None, ge=64512, le=65534)
+    bandwidth_mbps: int = Field(100, gt=0)
+    address_prefixes: list[Cidr] = Field([], description="PSN service ranges, besides the psn-zone VLANs")
+
+    _v_ip = field_validator("public_ip")(lambda v: str(ipaddress.ip_address(v)))
+    _v_prefixes = field_validator("address_prefixes")(lambda v: [_check_cidr(c) for c in v])
+
+
 class Connectivity(Strict):
     design: WanDesign = WanDesign.VIRTUAL_WAN
     hub_address_space: Cidr
@@ -142,15 +155,23 @@ class Connectivity(Strict):
     breakout_allowed_fqdns: list[str] = []
     breakout_allowed_categories: list[str] = []
     dns_resolver_address_space: Cidr | None = None
+    identity_address_space: Cidr | None = Field(None, description="identity VNet (NPS RADIUS servers)")
+    psn: PsnLink | None = Field(None, description="the PSN/SWAN connection terminated in the primary hub")
+    meraki_organization_id: str | None = Field(None, description="existing Meraki organisation; created if absent")
 
     _v_hub = field_validator("hub_address_space", "secondary_hub_address_space",
-                             "dns_resolver_address_space")(
+                             "dns_resolver_address_space", "identity_address_space")(
         lambda v: v if v is None else _check_cidr(v))
 
     @model_validator(mode="after")
     def _secondary(self) -> Connectivity:
         if self.secondary_hub and not self.secondary_hub_address_space:
             raise ValueError("secondary_hub is true but secondary_hub_address_space is missing")
+        # Azure Firewall: TLS inspection is a Premium feature, web categories need Standard or above.
+        if self.tls_inspection and self.firewall_tier != "Premium":
+            raise ValueError("tls_inspection needs firewall_tier Premium")
+        if self.breakout_allowed_categories and self.firewall_tier == "Basic":
+            raise ValueError("breakout_allowed_categories need firewall_tier Standard or Premium")
         return self
 
 
@@ -385,6 +406,7 @@ class LobSystem(Strict):
     saas_fqdns: list[str] = Field([], description="SaaS: names that need DNS and conditional access")
     mfa_enforced: bool = Field(True, description="MFA for every user, where the service offers it")
     subscription: Slug | None = Field(None, description="landing-zone subscription; corp by default")
+    public_ip: bool = Field(False, description="IaaS: give each VM a public IP (the infra policy refuses it in corp)")
 
     @model_validator(mode="after")
     def _shape(self) -> LobSystem:
@@ -448,6 +470,7 @@ class EndpointHost(Strict):
     name: str
     address: str | None = None
     site: Slug | None = None
+    connection: Connection | None = Field(None, description="overrides the group's connection for this host")
 
 
 class EndpointGroup(Strict):
