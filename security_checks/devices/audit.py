@@ -1,0 +1,95 @@
+"""One device run (audit or apply): ansible-runner, findings, and the run stored with its evidence."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..checks import make_finding
+from ..findings import EvidenceRef, Finding, Status
+from ..model.loader import LoadedEstate
+from ..store import RunWriter
+from .endpoint import LAB_ENDPOINT
+from .results import dumps_events, findings_from_events
+from .runner import RunnerOutcome, run_playbook
+from .scrub import Scrubber, password_env_names
+
+
+class DevicesError(RuntimeError):
+    """The playbook could not run at all (bad inventory, syntax error): not a per-host problem."""
+
+
+@dataclass
+class DevicesResult:
+    findings: list[Finding]
+    outcome: RunnerOutcome
+
+    @property
+    def hosts(self) -> list[str]:
+        return sorted({f.asset.removeprefix("host:") for f in self.findings})
+
+    def summary(self) -> str:
+        c = Counter(f.status.value for f in self.findings)
+        parts = [f"{c[k]} {k}" for k in ("fail", "error", "pass") if c.get(k)]
+        return f"{len(self.hosts)} host(s): " + (", ".join(parts) or "no findings")
+
+
+def host_sites(loaded: LoadedEstate) -> dict[str, str]:
+    return {h.name: h.site for eg in loaded.estate.endpoint_groups for h in eg.hosts if h.site}
+
+
+def missing_chroots(loaded: LoadedEstate, home: Path) -> dict[str, str]:
+    """Chroot hosts whose directory does not exist, with the reason."""
+    out = {}
+    for eg in loaded.estate.endpoint_groups:
+        for h in eg.hosts:
+            conn = h.connection or eg.connection
+            if conn.kind != "chroot" or not h.address:
+                continue
+            path = Path(h.address) if Path(h.address).is_absolute() else home / h.address
+            if not (path / "usr" / "bin").is_dir():
+                hint = " (build it: estate devices endpoint up)" if Path(h.address) == LAB_ENDPOINT else ""
+                out[h.name] = f"chroot {path} does not exist{hint}"
+    return out
+
+
+def run_devices(loaded: LoadedEstate, home: Path, run: RunWriter, *, apply: bool, limit: str | None = None,
+                on_event: Callable[[dict[str, Any]], None] | None = None) -> DevicesResult:
+    """Run the baseline, add findings to `run` and write the scrubbed events as evidence."""
+    scrubber = Scrubber(password_env_names(loaded.estate))
+    missing = missing_chroots(loaded, home)
+    if missing:
+        # A missing chroot fails the first task rather than the connection; say what it is and
+        # keep it out of the run so the other hosts are audited.
+        limit = ":".join([limit or "all", *(f"!{name}" for name in missing)])
+    outcome = run_playbook(estate_dir=loaded.root, home=home, apply=apply, limit=limit, scrubber=scrubber,
+                           on_event=on_event)
+    mode = "apply" if apply else "audit"
+    early = [make_finding("devices.unreachable", f"host:{name}", Status.ERROR, observed=why,
+                          expected="Ansible connects and runs the baseline", site=host_sites(loaded).get(name))
+             for name, why in sorted(missing.items())]
+    if early and not any(e.get("event") == "playbook_on_play_start" for e in outcome.events):
+        run.add(early)
+        return DevicesResult(early, outcome)
+    if not any(e.get("event") == "playbook_on_play_start" for e in outcome.events):
+        reason = outcome.stderr_tail.strip().splitlines()[-1] if outcome.stderr_tail.strip() else ""
+        raise DevicesError(f"the baseline playbook did not start (ansible-runner {outcome.status}, rc {outcome.rc})"
+                           + (f": {reason}" if reason else ""))
+    ref: EvidenceRef = run.write_evidence(
+        f"devices/{mode}-events.jsonl", dumps_events(outcome.events),
+        f"ansible-runner job events of the baseline {mode} (secrets scrubbed)")
+    run.write_evidence(f"devices/{mode}-stats.json", _json({"status": outcome.status, "rc": outcome.rc,
+                                                            "stats": outcome.stats}),
+                       "per-host counts from the runner (ok, changed, failed, unreachable)")
+    findings = early + findings_from_events(outcome.events, apply=apply, sites=host_sites(loaded), evidence=[ref])
+    run.add(findings)
+    return DevicesResult(findings, outcome)
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
