@@ -54,9 +54,11 @@ def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[
         open_failing = [f for f in failing if not f.details.get("accepted")]
         attestation = attested.get(ref)
         if open_failing:
-            status, reason = RequirementStatus.NOT_MET, f"{len(open_failing)} failing finding(s)"
+            status = RequirementStatus.NOT_MET
+            reason = f"{len(open_failing)} failing finding(s): {_which(open_failing)}"
         elif failing:
-            status, reason = RequirementStatus.RISK_ACCEPTED, f"{len(failing)} failing finding(s), risk accepted"
+            status, reason = (RequirementStatus.RISK_ACCEPTED,
+                              f"{len(failing)} failing finding(s), risk accepted: {_which(failing)}")
         elif evidence and any(f.status is Status.PASS for f in evidence) and not req.manual:
             status, reason = RequirementStatus.MET, f"{len(evidence)} passing check result(s)"
         elif req.manual or (not req.checks):
@@ -71,3 +73,10 @@ def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[
             status, reason = RequirementStatus.NOT_ASSESSED, "its checks did not run in this assessment"
         results.append(RequirementResult(ref, req, status, reason, evidence, failing, attestation))
     return results
+
+
+def _which(findings: list[Finding], limit: int = 3) -> str:
+    """The first few failing findings, so a reader sees what failed without opening the evidence."""
+    names = [f"{f.check_id} on {f.asset}" + (f" ({f.key})" if f.key else "") for f in findings[:limit]]
+    more = len(findings) - limit
+    return "; ".join(names) + (f"; and {more} more" if more > 0 else "")

@@ -1,5 +1,209 @@
-"""`estate check`: not built yet (see the open issues)."""
+"""`estate check`: compliance views over a stored run: Cyber Essentials readiness and PSN support."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
-app = typer.Typer(help="(not built yet)", no_args_is_help=True)
+from ..store import RunInfo, Store
+from .common import (
+    DEFAULT_HOME,
+    DEMO_ESTATE,
+    EstateOpt,
+    Format,
+    FormatOpt,
+    HomeOpt,
+    OutOpt,
+    emit_json,
+    err,
+    load_or_exit,
+    open_store,
+    usage_error,
+)
+
+app = typer.Typer(
+    help=("Compliance over a stored run: Cyber Essentials readiness (ce) and PSN IT Health Check support with "
+          "the Remediation Action Plan (psn). Both read the latest `estate assess` run unless --run names one."),
+    rich_markup_mode="rich", no_args_is_help=True,
+)
+
+RunOpt = Annotated[str | None, typer.Option(
+    "--run", help="Run id (a unique prefix will do). Default: the latest assess run.")]
+
+_STATUS_STYLE = {"met": "green", "not_met": "bold red", "risk_accepted": "yellow", "manual": "cyan",
+                 "not_assessed": "dim"}
+
+
+def _pick_run(store: Store, run_id: str | None, home: Path) -> RunInfo:
+    run = store.get_run(run_id, kind=None if run_id else "assess")
+    if run is None:
+        if run_id:
+            usage_error(f"--run: no single run matches {run_id!r} in {home}")
+        usage_error(f"{home}: no `estate assess` run stored yet: run `estate assess` first, or give --run")
+    return run
+
+
+def _write(out: Path, name: str, text: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / name
+    partial = target.with_name(target.name + ".partial")
+    partial.write_text(text)
+    partial.replace(target)   # never a half-written file in --out
+    return target
+
+
+@app.command(epilog=(
+    "Examples:\n\n  estate check ce\n\n  estate check ce --version 3.2 --out out/ce\n\n"
+    "  estate check ce --run 20261122T0510 --format json | jq '.requirements[] | select(.status==\"not_met\")'\n\n"
+    "Exit status: 0 ready, 1 not ready, 2 bad input."))
+def ce(
+    run: RunOpt = None,
+    version: Annotated[str | None, typer.Option(
+        "--version", help="Requirements version: 3.3 (Danzell) or 3.2 (Willow). Default: organisation.ce_version.")
+    ] = None,
+    estate: EstateOpt = DEMO_ESTATE,
+    home: HomeOpt = DEFAULT_HOME,
+    out: OutOpt = None,
+    format: FormatOpt = Format.TEXT,
+) -> None:
+    """Cyber Essentials readiness of a run: scope, every requirement's status and evidence, verdict.
+
+    Requirements are met only with passing evidence; manual ones (approval processes, guidance to
+    users) need an attestation recorded in the estate's `attestations` section, with who attested
+    and the evidence file. Auto-fail items (cloud MFA; high and critical fixes within 14 days in
+    v3.3) are listed first. The estate's own firewall and cloud-MFA configuration is checked too.
+    """
+    from ..compliance.ce import assess, config_findings
+    from ..waivers import apply_waivers
+
+    if version is not None and version not in ("3.3", "3.2"):
+        usage_error(f"--version: {version!r} is not a catalogue version (3.3 or 3.2)")
+    loaded = load_or_exit(estate)
+    store = open_store(home)
+    info = _pick_run(store, run, home)
+    findings = store.findings(info.id)
+    today = date.today()
+    if not any(f.check_id.startswith("ce.") for f in findings):   # the run predates the ce step
+        findings += config_findings(loaded.estate, today)
+    apply_waivers(findings, loaded.estate.waivers, today)
+    doc = assess(loaded.estate, findings, today, version=version, run_id=info.id, estate_dir=loaded.root)
+    if out:
+        _write(out, f"ce-{doc['version']}.json", json.dumps(doc, indent=2))
+        rows = [["ref", "auto_fail", "manual", "status", "reason", "findings", "attested_by"]]
+        rows += [[r["ref"], str(r["auto_fail"]).lower(), str(r["manual"]).lower(), r["status"], r["reason"],
+                  " ".join(e["finding"] for e in r["evidence"]),
+                  r["attestation"]["attested_by"] if r["attestation"] else ""] for r in doc["requirements"]]
+        _write(out, f"ce-{doc['version']}.csv", _csv(rows))
+    if format is Format.JSON:
+        emit_json(doc)
+    else:
+        _print_ce(doc)
+        if out:
+            err.print(f"written: {out}/ce-{doc['version']}.json, .csv")
+    raise typer.Exit(0 if doc["verdict"] == "ready" else 1)
+
+
+def _csv(rows: list[list[str]]) -> str:
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
+def _print_ce(doc: dict[str, Any]) -> None:
+    s = doc["scope"]
+    err.print(f"[bold]{doc['title']}[/] - {s['organisation']}, run {doc['run']}")
+    cloud = s["cloud_services"]
+    err.print(f"Scope: {s['boundary']}; {len(s['sites'])} sites; {s['devices_total']} devices in "
+              f"{len(s['device_groups'])} groups ("
+              + ", ".join(f"{g['count']} {g['os']}" for g in s["device_groups"]) + "); cloud services: "
+              + ", ".join(f"{len(v)} {k.upper()}" for k, v in cloud.items()), soft_wrap=True)
+    if doc.get("advisory_feed"):
+        f = doc["advisory_feed"]
+        err.print(f"Advisory feed dated {f['feed_date']} ({f['age_days']} day(s) old)")
+    table = Table(show_lines=False, expand=False)
+    for col in ("requirement", "status", "why"):
+        table.add_column(col, overflow="fold")
+    for r in doc["requirements"]:
+        style = _STATUS_STYLE.get(r["status"], "")
+        label = f"{r['ref']}{' [red](auto-fail)[/]' if r['auto_fail'] else ''} {r['title']}"
+        table.add_row(label, f"[{style}]{r['status']}[/]", r["reason"])
+    err.print(table)
+    colour = "green" if doc["verdict"] == "ready" else "bold red"
+    err.print(f"Verdict: [{colour}]{doc['verdict']}[/]")
+    for reason in doc["reasons"][:12]:
+        err.print(f"  - {reason}", soft_wrap=True)
+    if len(doc["reasons"]) > 12:
+        err.print(f"  ... and {len(doc['reasons']) - 12} more (--format json for all)")
+
+
+@app.command(epilog=(
+    "Examples:\n\n  estate check psn\n\n  estate check psn --out out/psn      # rap.csv, rap.json, psn-summary.json, "
+    "diagram.json, network-diagram.svg\n\n  estate check psn --format json | jq '.rap[] | select(.status==\"open\")'"))
+def psn(
+    run: RunOpt = None,
+    estate: EstateOpt = DEMO_ESTATE,
+    home: HomeOpt = DEFAULT_HOME,
+    out: OutOpt = None,
+    format: FormatOpt = Format.TEXT,
+) -> None:
+    """PSN IT Health Check support: scored findings, the Remediation Action Plan, diagram data.
+
+    The plan is kept in the store across runs. Applying a run (once, in order; `estate assess`
+    already applies its own run) opens items for new failing findings, marks risks accepted by a
+    waiver, returns accepted risks past their expiry to open, closes items absent from a
+    full-scope run and reopens items that come back. Target dates follow the severity timescales
+    in security_checks/compliance/data/rap_policy.yaml.
+    """
+    from ..compliance.psn import psn_report
+    from ..compliance.rap import Rap
+    from ..compliance.steps import csv_text
+    from ..waivers import apply_waivers
+
+    loaded = load_or_exit(estate)
+    store = open_store(home)
+    info = _pick_run(store, run, home)
+    findings = store.findings(info.id)
+    today = date.today()
+    apply_waivers(findings, loaded.estate.waivers, today)
+    rap = Rap(store)
+    update = rap.update(info.id, findings, loaded.estate, today, full_scope=info.full_scope)
+    doc = psn_report(loaded.estate, findings, rap, today, run_id=info.id, full_scope=info.full_scope,
+                     rap_update=update)
+    if out:
+        _write(out, "rap.json", json.dumps(doc["rap"], indent=2, default=str))
+        _write(out, "rap.csv", csv_text(rap))
+        _write(out, "diagram.json", json.dumps(doc["diagram"], indent=2))
+        from infra.diagram import render
+
+        render(doc["diagram"], out / "network-diagram", formats=("svg",))
+        _write(out, "psn-summary.json", json.dumps({k: v for k, v in doc.items() if k not in ("rap", "diagram")},
+                                                   indent=2, default=str))
+    if format is Format.JSON:
+        emit_json(doc)
+        return
+    s = doc["summary"]
+    err.print(f"[bold]{doc['network']} IT Health Check support[/] - run {doc['run']}"
+              f"{' (full scope)' if doc['full_scope'] else ' (partial run: nothing closes)'}")
+    err.print("ITHC-style findings: " + ", ".join(f"{v} {k}" for k, v in s["ithc_findings"].items() if v) or "none")
+    table = Table()
+    for col in ("finding", "severity", "owner", "target", "status"):
+        table.add_column(col, overflow="fold")
+    for item in doc["rap"]:
+        if item["status"] == "closed":
+            continue
+        table.add_row(f"{item['title']} ({item['asset']} {item['key']})".strip(),
+                      f"{item['severity']}" + (f" {item['cvss_score']:.1f}" if item["cvss_score"] is not None else ""),
+                      item["owner"], item["target_date"], item["status"])
+    err.print(table)
+    err.print("RAP: " + (", ".join(f"{v} {k}" for k, v in sorted(s["rap"].items())) or "empty")
+              + f"; target dates: {doc['rap_policy']['source']}")
+    if out:
+        err.print(f"written: {out}/rap.csv, rap.json, diagram.json, network-diagram.svg, psn-summary.json")

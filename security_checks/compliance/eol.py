@@ -1,0 +1,87 @@
+"""End-of-support data (data/eol.yaml) and the unsupported-OS check over the estate model."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from ..checks import make_finding
+from ..findings import Finding, Status
+from ..model.schema import Estate, Hosting
+
+EOL_FILE = Path(__file__).resolve().parent / "data" / "eol.yaml"
+
+
+class OsLife(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    eol: date | None = None
+    esu_until: date | None = None
+    source: str = ""
+
+    def supported(self, today: date, esu: bool) -> tuple[bool, str]:
+        if self.eol is None:
+            return True, f"{self.name}: no end of support published ({self.source})"
+        if today <= self.eol:
+            return True, f"{self.name}: supported until {self.eol.isoformat()}"
+        if esu and self.esu_until and today <= self.esu_until:
+            return True, (f"{self.name}: past end of support {self.eol.isoformat()}, "
+                          f"extended updates until {self.esu_until.isoformat()}")
+        extra = ""
+        if self.esu_until:
+            extra = ("; extended updates bought but ended" if esu else
+                     f"; extended updates available until {self.esu_until.isoformat()} but not bought")
+        return False, f"{self.name}: end of support {self.eol.isoformat()}{extra}"
+
+
+class SoftwareLife(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    debian_packages: list[str] = []
+    windows_display_name: str | None = None
+    eol: date
+    source: str = ""
+
+
+class EolData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operating_systems: dict[str, OsLife]
+    software: list[SoftwareLife] = []
+
+
+@cache
+def load_eol(path: Path = EOL_FILE) -> EolData:
+    return EolData.model_validate(yaml.safe_load(path.read_text()))
+
+
+def unsupported_os_findings(estate: Estate, today: date, eol: EolData | None = None) -> list[Finding]:
+    """One finding per endpoint group and per IaaS LOB system: pass when its OS is still supported."""
+    eol = eol or load_eol()
+    out = []
+    targets: list[tuple[str, str, bool, str]] = []
+    for g in estate.endpoint_groups:
+        targets.append((f"endpoint-group:{g.name}", g.os.value, g.extended_security_updates, f"{g.count} device(s)"))
+    for lob in estate.lob_systems:
+        if lob.hosting is Hosting.IAAS and lob.os is not None:
+            targets.append((f"lob:{lob.name}", lob.os.value, False, f"{lob.vm_count} VM(s)"))
+    for asset, os_name, esu, what in targets:
+        life = eol.operating_systems.get(os_name)
+        if life is None:
+            out.append(make_finding("patch.unsupported_os", asset, Status.NOT_ASSESSED, key=os_name,
+                                    observed=f"{os_name}: no entry in {EOL_FILE.name}",
+                                    expected="an end-of-support date for every OS in the estate"))
+            continue
+        ok, why = life.supported(today, esu)
+        out.append(make_finding("patch.unsupported_os", asset, Status.PASS if ok else Status.FAIL, key=os_name,
+                                observed=f"{why} ({what})", expected="an OS that still receives security updates",
+                                details={"os": os_name, "eol": life.eol.isoformat() if life.eol else None,
+                                         "esu_until": life.esu_until.isoformat() if life.esu_until else None,
+                                         "extended_security_updates": esu, "source": life.source}))
+    return out

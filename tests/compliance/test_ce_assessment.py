@@ -1,0 +1,114 @@
+"""Cyber Essentials readiness: the estate's own configuration checks, the verdict rules, scope."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from security_checks.catalogue import framework
+from security_checks.checks import make_finding
+from security_checks.compliance.ce import AUTO_FAIL, NOT_READY, READY, assess, config_findings
+from security_checks.findings import Status
+from security_checks.model.loader import load_estate
+from security_checks.model.schema import Attestation, Waiver
+from security_checks.waivers import apply_waivers
+
+TODAY = date(2026, 11, 22)
+
+
+def _edit(estate_dir: Path, name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    path = estate_dir / name
+    data = yaml.safe_load(path.read_text())
+    fn(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_demo_configuration_passes_and_breaking_it_fails(demo_copy: Path) -> None:
+    ok = {(f.check_id, f.asset, f.key): f for f in config_findings(load_estate(demo_copy).estate, TODAY)}
+    assert not [k for k, f in ok.items() if f.failing]
+    assert len([k for k in ok if k[0] == "ce.cloud_mfa"]) == 27
+
+    def lob(d):  # type: ignore[no-untyped-def]
+        d["lob_systems"][0]["mfa_enforced"] = False
+
+    def fw(d):  # type: ignore[no-untyped-def]
+        civic = d["firewalls"][0]
+        civic["default_inbound"] = "allow"
+        civic["management_mfa"] = False
+        civic["management_allowlist"] = []
+        civic["rules"][0]["review_by"] = "2026-01-31"
+        d["firewalls"][1]["rules"].append({
+            "id": "LIB-900", "name": "anything in", "from_zone": "internet", "to_zone": "management",
+            "services": "any", "action": "allow", "owner": "Nobody", "justification": "testing",
+            "review_by": "2027-01-01"})
+
+    _edit(demo_copy, "lob_systems.yaml", lob)
+    _edit(demo_copy, "firewalls.yaml", fw)
+    estate = load_estate(demo_copy, policy=False).estate
+    bad = {(f.check_id, f.asset, f.key): f for f in config_findings(estate, TODAY) if f.failing}
+    first_lob = estate.lob_systems[0].name
+    assert set(bad) == {("ce.cloud_mfa", f"lob:{first_lob}", ""),
+                        ("ce.firewall_default_deny", "firewall:fw-civic", ""),
+                        ("ce.firewall_default_deny", "firewall:fw-central-library", ""),   # any-any from internet
+                        ("ce.firewall_admin_interface", "firewall:fw-civic", ""),
+                        ("ce.firewall_admin_interface", "firewall:fw-central-library", ""),
+                        ("ce.firewall_rule_review", "firewall:fw-civic", "CIV-001")}
+    assert "review was due 2026-01-31" in bad[("ce.firewall_rule_review", "firewall:fw-civic", "CIV-001")].observed
+    doc = assess(estate, list(bad.values()), TODAY)
+    assert doc["verdict"] == AUTO_FAIL
+    autos = [r for r in doc["requirements"] if r["auto_fail"]]
+    assert doc["requirements"][:len(autos)] == autos   # auto-fail items first
+    assert next(r for r in autos if r["id"] == "UAC-7")["status"] == "not_met"
+    # Under v3.2 missing cloud MFA is a failure but not an auto-fail.
+    v32 = assess(estate, [f for f in bad.values() if f.check_id == "ce.cloud_mfa"], TODAY, version="3.2")
+    assert v32["version"] == "3.2" and v32["verdict"] == NOT_READY
+    assert all(r["ref"].startswith("CE3.2:") for r in v32["requirements"])
+
+
+def test_ready_only_when_every_requirement_is_met_or_attested() -> None:
+    estate = load_estate(Path(__file__).resolve().parents[2] / "inventory" / "demo").estate
+    fw = framework("cyber-essentials", "3.3")
+    passing = [make_finding(c, "asset:a", Status.PASS) for c in sorted({c for r in fw.requirements for c in r.checks})]
+    manual = [r for r in fw.requirements if r.manual or not r.checks]
+    estate.attestations = [Attestation(requirement=fw.ref(r), statement="We do this, see the procedure.",
+                                       attested_by="Security Lead", attested_on=TODAY) for r in manual[:-1]]
+    doc = assess(estate, passing, TODAY)
+    assert doc["verdict"] == NOT_READY
+    assert doc["reasons"] == [f"{fw.ref(manual[-1])} needs an attestation (manual)"]
+    estate.attestations.append(Attestation(requirement=fw.ref(manual[-1]), statement="We do this as well.",
+                                           attested_by="Security Lead", attested_on=TODAY))
+    doc = assess(estate, passing, TODAY)
+    assert doc["verdict"] == READY
+    assert doc["counts"]["met"] + doc["counts"]["manual"] == len(fw.requirements)
+    # Evidence the attestation names must exist in the estate directory.
+    estate.attestations[0].evidence = ["attestations/no-such-file.pdf"]
+    doc = assess(estate, passing, TODAY, estate_dir=Path(__file__).resolve().parents[2] / "inventory" / "demo")
+    assert doc["verdict"] == NOT_READY
+    assert doc["reasons"] == [f"{estate.attestations[0].requirement}: attestation cites evidence missing from the "
+                              "estate directory"]
+    estate.attestations[0].evidence = []
+    # An accepted risk is not compliance.
+    fail = make_finding("ce.firewall_rule_review", "firewall:fw-civic", Status.FAIL, key="CIV-001")
+    apply_waivers([fail], [Waiver(check="ce.firewall_rule_review", justification="Rule review is booked.",
+                                  approved_by="SIRO", approved_on=TODAY, expires=date(2027, 1, 1))], TODAY)
+    doc = assess(estate, [*passing, fail], TODAY)
+    assert doc["verdict"] == NOT_READY
+    assert next(r for r in doc["requirements"] if r["id"] == "FW-5")["status"] == "risk_accepted"
+
+
+def test_scope_statement_and_demo_attestations() -> None:
+    demo = Path(__file__).resolve().parents[2] / "inventory" / "demo"
+    loaded = load_estate(demo)
+    doc = assess(loaded.estate, [], TODAY, estate_dir=demo)
+    scope = doc["scope"]
+    assert len(scope["sites"]) == 12 and scope["devices_total"] == sum(g["count"] for g in scope["device_groups"])
+    assert sum(len(v) for v in scope["cloud_services"].values()) == 27
+    rows = {r["id"]: r for r in doc["requirements"]}
+    assert len(rows) == len(framework("cyber-essentials", "3.3").requirements)
+    assert all(r["status"] != "met" for r in rows.values())   # no findings: nothing met
+    uac1 = rows["UAC-1"]
+    assert uac1["attestation"]["attested_by"].startswith("Aisha Okafor") and not uac1["attestation"]["missing_evidence"]
+    assert uac1["record_evidence_at"].endswith("attestations[requirement=CE3.3:UAC-1]")
+    assert rows["UAC-4"]["reason"].startswith("attestation expired on 2026-09-30")
