@@ -17,7 +17,7 @@ from ..assess import STEPS, StepContext, is_root, run_steps
 from ..findings import Finding
 from ..model.loader import LoadedEstate
 from ..store import Store
-from . import check, devices, evidence, history, infra, lab, scan
+from . import check, devices, evidence, history, infra, lab, report, scan, serve
 from .common import (
     DEFAULT_HOME,
     DEMO_ESTATE,
@@ -52,6 +52,8 @@ app = typer.Typer(
 )
 app.command()(history.runs)
 app.command()(history.findings)
+app.command(epilog=report.EPILOG)(report.report)
+app.command(epilog=serve.EPILOG)(serve.serve)
 app.add_typer(lab.app, name="lab")
 app.add_typer(scan.app, name="scan")
 app.add_typer(infra.app, name="infra")
@@ -176,10 +178,8 @@ def _summary(findings: list[Finding]) -> dict[str, int]:
 
 def _write_reports(store: Store, run_id: str, loaded: LoadedEstate, out_dir: Path) -> dict[str, Path]:
     """Reports for a run; the reporting package decides which (HTML, PDF, machine outputs)."""
-    try:
-        from ..report import write_reports
-    except ImportError:
-        return {}
+    from ..report import write_reports
+
     return write_reports(store, run_id, loaded, out_dir)
 
 

@@ -1,0 +1,228 @@
+"""Sealed bundles: verified by `estate evidence verify` and by the standard commands in VERIFY.txt,
+and one flipped byte in any file makes both fail."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from security_checks.cli.app import app
+from security_checks.evidence.bundle import SealError, seal, verify
+from tests.report.builders import demo_loaded, make_two_runs, patched_catalogue
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Every file a bundle of the fixture's second run holds, by design. The test below checks the sealed
+# bundle has exactly these, so parametrising over them covers ANY file of the bundle.
+BUNDLE_FILES = [
+    "SHA256SUMS", "SHA256SUMS.sig", "VERIFY.txt", "audit.html", "board-report.pdf", "bundle.json",
+    "controls.html", "evidence/compliance/ce.json", "evidence/compliance/psn.json",
+    "evidence/devices/artifacts/x/job_events/1.json",
+    "evidence/scan/selftest.xml", "index.html", "machine/findings.json", "machine/findings.sarif",
+    "machine/oscal-assessment-results.json", "machine/oscal-poam.json", "machine/remediation-plan.csv",
+    "machine/remediation-plan.xlsx", "signing-key.pub.pem",
+]
+
+
+def files_of(bundle: Path) -> list[str]:
+    return sorted(p.relative_to(bundle).as_posix() for p in bundle.rglob("*") if p.is_file())
+
+
+def verify_txt_commands(bundle: Path) -> list[str]:
+    return [line.strip()[2:] for line in (bundle / "VERIFY.txt").read_text().splitlines()
+            if line.startswith("  $ ")]
+
+
+def run_verify_txt(bundle: Path, fingerprint: str) -> list[tuple[str, bool]]:
+    """Each command of VERIFY.txt, run in the bundle as an auditor would; the fingerprint one must print it."""
+    out = []
+    for cmd in verify_txt_commands(bundle):
+        proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=bundle, capture_output=True, text=True,
+                              check=False)
+        ok = proc.returncode == 0 and (fingerprint in proc.stdout if "sha256sum" in cmd and "DER" in cmd else True)
+        out.append((cmd, ok))
+    return out
+
+
+def cli(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(app, list(args))
+    return res.exit_code, res.output
+
+
+def test_bundle_holds_exactly_the_designed_files(sealed: SimpleNamespace) -> None:
+    assert files_of(sealed.second) == BUNDLE_FILES
+
+
+def test_bundle_passes_estate_verify_and_the_verify_txt_commands(sealed: SimpleNamespace) -> None:
+    fp = json.loads((sealed.second / "bundle.json").read_text())["signing_key"]["sha256_fingerprint"]
+    code, out = cli("evidence", "verify", str(sealed.second), "--fingerprint", fp)
+    assert code == 0, out
+    assert "OK" in out and "chain checked through 2 bundle(s)" in out
+    cmds = run_verify_txt(sealed.second, fp)
+    assert [c for c, _ in cmds][:2] == [
+        "sha256sum --check --strict --quiet SHA256SUMS",
+        "openssl pkeyutl -verify -pubin -inkey signing-key.pub.pem -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig"]
+    assert all(ok for _, ok in cmds), cmds
+
+
+@pytest.mark.parametrize("victim", BUNDLE_FILES)
+def test_one_flipped_byte_in_any_file_fails_both_checks(sealed: SimpleNamespace, tmp_path: Path, victim: str) -> None:
+    fp = json.loads((sealed.second / "bundle.json").read_text())["signing_key"]["sha256_fingerprint"]
+    copy = tmp_path / sealed.second.name
+    shutil.copytree(sealed.second, copy)
+    target = copy / victim
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    target.write_bytes(bytes(raw))
+
+    code, out = cli("evidence", "verify", str(copy), "--fingerprint", fp)
+    assert code == 1
+    named = victim if victim not in ("SHA256SUMS",) else "SHA256SUMS"
+    assert named in out, out
+    results = run_verify_txt(copy, fp)
+    assert not all(ok for _, ok in results), f"VERIFY.txt commands all passed with {victim} changed"
+
+
+def test_an_added_or_removed_file_fails(sealed: SimpleNamespace, tmp_path: Path) -> None:
+    copy = tmp_path / "b"
+    shutil.copytree(sealed.second, copy)
+    (copy / "evidence" / "extra.txt").write_text("planted later")
+    res = verify(copy, follow_chain=False)
+    assert res.problems == ["evidence/extra.txt: not listed in SHA256SUMS (added after sealing)"]
+    (copy / "evidence" / "extra.txt").unlink()
+    (copy / "index.html").unlink()
+    assert verify(copy, follow_chain=False).problems == ["index.html: listed in SHA256SUMS but missing"]
+
+
+def test_bundles_form_a_chain_and_a_rewritten_earlier_bundle_breaks_it(sealed: SimpleNamespace,
+                                                                        tmp_path: Path) -> None:
+    meta = json.loads((sealed.second / "bundle.json").read_text())
+    import hashlib
+
+    assert meta["previous"] == {"bundle": sealed.first.name,
+                                "sha256_of_SHA256SUMS": hashlib.sha256((sealed.first / "SHA256SUMS").read_bytes())
+                                .hexdigest()}
+    assert json.loads((sealed.first / "bundle.json").read_text())["previous"] is None
+    # An attacker rewrites the earlier bundle whole and re-signs it with a key of their own.
+    root = tmp_path / "bundles"
+    shutil.copytree(sealed.first.parent, root)
+    first = root / sealed.first.name
+    (first / "evidence/scan/selftest.xml").write_text("<nmaprun>nothing to see</nmaprun>")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from security_checks.evidence.bundle import sums_text
+    from security_checks.evidence.keys import public_pem
+
+    evil = Ed25519PrivateKey.generate()
+    (first / "signing-key.pub.pem").write_bytes(public_pem(evil))
+    bm = json.loads((first / "bundle.json").read_text())
+    from security_checks.evidence.keys import fingerprint
+
+    bm["signing_key"]["sha256_fingerprint"] = fingerprint(evil)
+    (first / "bundle.json").write_text(json.dumps(bm))
+    sums = sums_text(first)
+    (first / "SHA256SUMS").write_text(sums)
+    (first / "SHA256SUMS.sig").write_bytes(evil.sign(sums.encode()))
+    assert verify(first, follow_chain=False).ok  # self-consistent on its own...
+    res = verify(root / sealed.second.name)
+    assert not res.ok and "chain broken" in res.problems[0]  # ...but the later bundle's link exposes it
+
+
+def test_signing_key_is_private_and_never_in_a_bundle(sealed: SimpleNamespace) -> None:
+    key = sealed.home / "keys" / "signing-key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE((sealed.home / "keys").stat().st_mode) == 0o700
+    secret = b"".join(key.read_bytes().splitlines()[1:-1])
+    for bundle in (sealed.first, sealed.second):
+        for p in bundle.rglob("*"):
+            if p.is_file():
+                assert secret not in p.read_bytes() and b"PRIVATE KEY" not in p.read_bytes(), p
+
+
+def test_runner_command_file_is_withheld_and_listed(sealed: SimpleNamespace) -> None:
+    meta = json.loads((sealed.second / "bundle.json").read_text())
+    assert [w["path"] for w in meta["withheld"]] == ["evidence/devices/artifacts/x/command"]
+    assert not any(b"hunter2" in p.read_bytes() for p in sealed.second.rglob("*") if p.is_file())
+
+
+def test_bundle_json_records_the_run(sealed: SimpleNamespace) -> None:
+    meta = json.loads((sealed.second / "bundle.json").read_text())
+    run = sealed.store.get_run(sealed.b)
+    assert meta["run"]["id"] == sealed.b and meta["run"]["operator"] == "tester"
+    assert meta["tool_versions"] == run.tool_versions and meta["run"]["estate_digest"] == run.estate_digest
+    assert meta["run"]["steps"][1] == {"name": "lab", "status": "skipped",
+                                       "summary": "not root: network namespaces need CAP_NET_ADMIN"}
+
+
+def test_a_run_is_sealed_once(sealed: SimpleNamespace) -> None:
+    with pytest.raises(SealError, match="already sealed"):
+        seal(sealed.store, sealed.b, sealed.home / "bundles", sealed.loaded, keys_dir=sealed.home / "keys")
+
+
+def test_an_interrupted_seal_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with patched_catalogue(tmp_path):
+        loaded = demo_loaded()
+        store, a, _b = make_two_runs(tmp_path / "home", loaded)
+
+        def interrupted(root: Path) -> str:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr("security_checks.evidence.bundle.sums_text", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            seal(store, a, tmp_path / "bundles", loaded, keys_dir=tmp_path / "keys")
+    assert list((tmp_path / "bundles").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_killed_seal_leaves_no_bundle_and_the_next_seal_cleans_up(tmp_path: Path) -> None:
+    env = {**os.environ, "ESTATE_HOME": str(tmp_path / "home"), "ESTATE_OPERATOR": "tester"}
+    estate = [str(REPO / ".venv" / "bin" / "estate")]
+    make_two_runs(tmp_path / "home", demo_loaded())
+    bundles = tmp_path / "home" / "bundles"
+    proc = subprocess.Popen([*estate, "evidence", "seal"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    while proc.poll() is None and not list(bundles.glob(".seal-*")):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [p for p in bundles.iterdir() if not p.name.startswith(".seal-")] == []
+    done = subprocess.run([*estate, "evidence", "seal", "--format", "json"], env=env, capture_output=True, text=True,
+                          check=True)
+    bundle = Path(json.loads(done.stdout)["bundle"])
+    assert [p.name for p in bundles.iterdir()] == [bundle.name]
+    assert subprocess.run([*estate, "evidence", "verify", str(bundle)], env=env, capture_output=True).returncode == 0
+
+
+def test_cli_seal_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESTATE_HOME", str(tmp_path / "home"))
+    code, out = cli("evidence", "seal")
+    assert code == 2 and "no runs yet" in out
+    code, out = cli("evidence", "seal", "--run", "nope")
+    assert code == 2 and "--run nope" in out
+    code, out = cli("evidence", "verify", str(tmp_path / "missing"))
+    assert code == 2 and "not a directory" in out
+
+
+def test_directory_archive_is_read_only_and_idempotent(sealed: SimpleNamespace, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESTATE_HOME", str(sealed.home))
+    res = CliRunner().invoke(app, ["evidence", "push", "--to", str(tmp_path / "archive"), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert [b["state"] for b in json.loads(res.stdout)["bundles"]] == ["pushed", "pushed"]
+    stored = tmp_path / "archive" / sealed.second.name
+    assert all(not (p.stat().st_mode & 0o222) for p in stored.rglob("*"))
+    res = CliRunner().invoke(app, ["evidence", "push", "--to", str(tmp_path / "archive"), "--format", "json"])
+    assert [b["state"] for b in json.loads(res.stdout)["bundles"]] == ["already", "already"]
+    from security_checks.evidence.bundle import verify
+
+    assert verify(stored).ok
