@@ -1,0 +1,350 @@
+"""Declared versus observed: turn one nmap scan into scan.* findings.
+
+The estate declares which hosts answer, on which ports, which of those are management interfaces,
+and which zone every address is in. A scan observes hosts, open ports, TLS/SSH/SMB/HTTP details.
+Everything here is a pure function of (estate, parsed XML, what was scanned), so a live scan and
+an imported ITHC file are judged the same way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ..checks import make_finding
+from ..findings import EvidenceRef, Finding, Status
+from ..model.schema import DeclaredHost, Estate, Port, ZoneKind
+from .nmapxml import HostResult, PortResult, ScanResult
+
+PLAINTEXT_SERVICES = {"telnet", "ftp", "login", "rlogin", "shell", "rsh", "exec", "rexec", "tftp", "pop3", "imap"}
+PLAINTEXT_PORTS = {("tcp", 21), ("tcp", 23), ("tcp", 512), ("tcp", 513), ("tcp", 514), ("udp", 69),
+                   ("tcp", 110), ("tcp", 143)}
+MANAGEMENT_SERVICES = {"ssh", "telnet", "ms-wbt-server", "snmp", "vnc", "wsman", "wsmans", "winrm"}
+MANAGEMENT_PORTS = {("tcp", 22), ("tcp", 23), ("tcp", 3389), ("udp", 161), ("tcp", 5900), ("tcp", 5985),
+                    ("tcp", 5986), ("tcp", 8443), ("tcp", 10443)}
+USER_KINDS = {ZoneKind.USER, ZoneKind.GUEST, ZoneKind.PUBLIC}
+WEAK_TLS_VERSIONS = {"SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"}
+WEAK_SSH = {
+    "kex_algorithms": ("diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
+                       "diffie-hellman-group-exchange-sha1", "gss-gex-sha1", "gss-group1-sha1"),
+    "server_host_key_algorithms": ("ssh-dss",),
+    "encryption_algorithms": ("3des-cbc", "arcfour", "arcfour128", "arcfour256", "blowfish-cbc", "cast128-cbc",
+                              "aes128-cbc", "aes192-cbc", "aes256-cbc", "rijndael-cbc@lysator.liu.se", "none"),
+    "mac_algorithms": ("hmac-md5", "hmac-md5-96", "hmac-sha1-96", "hmac-md5-etm@openssh.com",
+                       "hmac-md5-96-etm@openssh.com", "hmac-sha1-96-etm@openssh.com", "umac-32@openssh.com",
+                       "none"),
+}
+GRADES = "ABCDEF"
+
+
+@dataclass
+class AddressInfo:
+    """What the estate says about an address."""
+
+    zone: str | None = None
+    zone_kind: ZoneKind | None = None
+    site: str | None = None
+    declared: DeclaredHost | None = None
+    firewall: str | None = None         # the address is an interface of this firewall
+    firewall_host: DeclaredHost | None = None
+    platform: str | None = None         # an address the cloud platform reserves (Azure: .0-.3 of a subnet)
+
+
+@dataclass
+class ScanContext:
+    """What this scan covered and from where; addresses in `ignore` (the scanner itself) are skipped."""
+
+    scanned: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+    evidence: list[EvidenceRef]
+    ignore: set[str] = field(default_factory=set)
+    vantage: str = ""
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class EstateIndex:
+    """Address look-ups over the estate: declared hosts, VLAN zones, firewall interfaces."""
+
+    def __init__(self, estate: Estate):
+        self.estate = estate
+        self.hosts: dict[str, DeclaredHost] = {h.address: h for h in estate.declared_hosts}
+        self.vlans = [(ipaddress.ip_network(v.cidr), s, v) for s in estate.sites for v in s.vlans]
+        self.lobs = [(ipaddress.ip_network(lob.address_space), lob) for lob in estate.lob_systems if lob.address_space]
+        # A VLAN's gateway belongs to the firewall that guards its site.
+        self.fw_interfaces: dict[str, str] = {}
+        for net, site, vlan in self.vlans:
+            if site.firewall:
+                gw = vlan.gateway or str(next(net.hosts()))
+                self.fw_interfaces[gw] = site.firewall
+        for fw in estate.firewalls:
+            if fw.management_address:
+                self.fw_interfaces[fw.management_address] = fw.name
+
+    def info(self, address: str) -> AddressInfo:
+        ip = ipaddress.ip_address(address)
+        out = AddressInfo(declared=self.hosts.get(address))
+        if out.declared:
+            out.zone = out.declared.zone
+            out.site = out.declared.site
+        else:
+            for net, site, vlan in self.vlans:
+                if ip in net:
+                    out.zone, out.site = vlan.zone, site.name
+                    break
+            else:
+                for net, lob in self.lobs:
+                    if ip in net:
+                        out.zone = "azure"
+                        # Azure reserves the first four addresses of every subnet (.1 is its gateway).
+                        if int(ip) - int(net.network_address) < 4:
+                            out.platform = f"Azure-reserved address in the {lob.name} spoke"
+                        break
+        if out.zone:
+            try:
+                out.zone_kind = self.estate.zone(out.zone).kind
+            except KeyError:
+                out.zone_kind = None
+        fw = self.fw_interfaces.get(address)
+        if fw:
+            out.firewall = fw
+            out.firewall_host = next((h for h in self.estate.declared_hosts
+                                      if h.role == "firewall" and h.name == fw), None)
+        return out
+
+
+def asset_for(address: str, info: AddressInfo) -> str:
+    return f"host:{info.declared.name}" if info.declared else f"host:{address}"
+
+
+def _declared_port(host: DeclaredHost | None, p: PortResult) -> Port | None:
+    if host is None:
+        return None
+    return next((d for d in host.ports if d.port == p.port and d.protocol == p.protocol), None)
+
+
+def compare(estate: Estate, result: ScanResult, ctx: ScanContext) -> list[Finding]:
+    index = EstateIndex(estate)
+    findings: list[Finding] = []
+    seen_up: set[str] = set()
+    for host in result.hosts:
+        if host.address in ctx.ignore or host.state != "up":
+            continue
+        seen_up.add(host.address)
+        findings.extend(_host_findings(index, host, result, ctx))
+    findings.extend(_declared_down(index, result, ctx, seen_up))
+    return _dedupe(findings)
+
+
+def _fail(check: str, asset: str, key: str, info: AddressInfo, ctx: ScanContext, observed: str, expected: str,
+          **details: object) -> Finding:
+    return make_finding(check, asset, Status.FAIL, key=key, observed=observed, expected=expected,
+                        evidence=ctx.evidence, site=info.site, zone=info.zone,
+                        details={"vantage": ctx.vantage, **details})
+
+
+def _pass(check: str, asset: str, key: str, info: AddressInfo, ctx: ScanContext, observed: str, expected: str,
+          **details: object) -> Finding:
+    return make_finding(check, asset, Status.PASS, key=key, observed=observed, expected=expected,
+                        evidence=ctx.evidence, site=info.site, zone=info.zone,
+                        details={"vantage": ctx.vantage, **details})
+
+
+def _host_findings(index: EstateIndex, host: HostResult, result: ScanResult, ctx: ScanContext) -> Iterable[Finding]:
+    info = index.info(host.address)
+    asset = asset_for(host.address, info)
+    open_ports = [p for p in host.ports if p.is_open]
+    # Endpoints in user, guest and public zones are managed as groups, not declared one by one.
+    if info.declared is None and info.firewall is None and not info.platform and info.zone_kind not in USER_KINDS:
+        listed = ", ".join(p.key for p in open_ports) or "no open ports"
+        yield _fail("scan.undeclared_host", asset, "", info, ctx, f"host {host.address} is up ({listed})",
+                    "only declared hosts, firewall interfaces and scanners answer", mac=host.mac)
+    for p in open_ports:
+        declared = _declared_port(info.declared, p)
+        svc = f"{p.service or 'unknown'}{' ' + p.product if p.product else ''}".strip()
+        if declared is None:
+            yield _fail("scan.undeclared_port", asset, p.key, info, ctx, f"{p.key} open ({svc}) on {host.address}",
+                        "no port open that declared_hosts does not list", service=p.service)
+        else:
+            yield _pass("scan.declared_service_ok", asset, p.key, info, ctx, f"{p.key} open ({svc})",
+                        f"{p.key} {declared.service} answers")
+        if p.service in PLAINTEXT_SERVICES or (not p.service and (p.protocol, p.port) in PLAINTEXT_PORTS):
+            yield _fail("scan.plaintext_protocol", asset, p.key, info, ctx,
+                        f"{p.service or 'plaintext service'} on {p.key} at {host.address}",
+                        "no plaintext login protocols", service=p.service)
+        if _is_management(p, declared, info) and info.zone_kind in USER_KINDS:
+            yield _fail("scan.management_exposed", asset, p.key, info, ctx,
+                        f"management interface {p.key} ({svc}) answers on {host.address} in {info.zone_kind.value} "
+                        f"zone {info.zone}", "management interfaces only in the management zone and allow-list")
+        yield from _tls(asset, p, info, ctx)
+        yield from _ssh(asset, p, info, ctx)
+        yield from _smb(asset, p, info, ctx)
+        yield from _http(asset, p, info, ctx)
+
+
+def _is_management(p: PortResult, declared: Port | None, info: AddressInfo) -> bool:
+    if declared is not None and declared.management:
+        return True
+    if info.firewall_host is not None and any(d.management and d.port == p.port and d.protocol == p.protocol
+                                              for d in info.firewall_host.ports):
+        return True
+    return p.service in MANAGEMENT_SERVICES or (p.protocol, p.port) in MANAGEMENT_PORTS
+
+
+def _tls(asset: str, p: PortResult, info: AddressInfo, ctx: ScanContext) -> Iterable[Finding]:
+    script = p.scripts.get("ssl-enum-ciphers")
+    if script and isinstance(script.data, dict):
+        versions = [k for k in script.data if k.startswith(("SSL", "TLS"))]
+        weak = sorted(v for v in versions if v in WEAK_TLS_VERSIONS)
+        grade = str(script.data.get("least strength", "")) or "?"
+        bad_grade = grade in GRADES and GRADES.index(grade) > 0
+        observed = f"protocols {', '.join(versions) or 'none'}; least strength {grade}"
+        if weak or bad_grade:
+            yield _fail("scan.weak_tls", asset, p.key, info, ctx, observed, "TLS 1.2 or later only, all suites grade A",
+                        weak_versions=weak, least_strength=grade)
+        elif versions:
+            yield _pass("scan.weak_tls", asset, p.key, info, ctx, observed, "TLS 1.2 or later only, grade A")
+    cert = p.scripts.get("ssl-cert")
+    if cert and isinstance(cert.data, dict) and cert.data:
+        yield _certificate(asset, p, cert.data, info, ctx)
+
+
+def _certificate(asset: str, p: PortResult, data: dict[str, object], info: AddressInfo, ctx: ScanContext) -> Finding:
+    problems: list[str] = []
+    validity = data.get("validity") if isinstance(data.get("validity"), dict) else {}
+    not_before = _nmap_time(validity.get("notBefore")) if isinstance(validity, dict) else None
+    not_after = _nmap_time(validity.get("notAfter")) if isinstance(validity, dict) else None
+    if not_after and not_after < ctx.now:
+        problems.append(f"expired {not_after:%Y-%m-%d}")
+    elif not_after and not_after < ctx.now + timedelta(days=30):
+        problems.append(f"expires within 30 days ({not_after:%Y-%m-%d})")
+    if not_before and not_before > ctx.now:
+        problems.append(f"not valid until {not_before:%Y-%m-%d}")
+    subject, issuer = data.get("subject"), data.get("issuer")
+    if subject and subject == issuer:
+        problems.append("self-signed")
+    sig = str(data.get("sig_algo", "")).lower()
+    if "md5" in sig or "sha1" in sig:
+        problems.append(f"signature {sig}")
+    pubkey = data.get("pubkey") if isinstance(data.get("pubkey"), dict) else {}
+    if isinstance(pubkey, dict) and pubkey.get("type") == "rsa":
+        try:
+            if int(str(pubkey.get("bits", "0"))) < 2048:
+                problems.append(f"RSA key of {pubkey.get('bits')} bits")
+        except ValueError:
+            pass
+    cn = subject.get("commonName", "") if isinstance(subject, dict) else ""
+    observed = "; ".join(problems) if problems else f"CN={cn}, valid to {not_after:%Y-%m-%d}" if not_after else "ok"
+    expected = "CA-issued, in date for 30+ days, SHA-256, RSA >= 2048 or EC"
+    if problems:
+        return _fail("scan.certificate", asset, p.key, info, ctx, observed, expected, problems=problems)
+    return _pass("scan.certificate", asset, p.key, info, ctx, observed, expected)
+
+
+def _nmap_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _ssh(asset: str, p: PortResult, info: AddressInfo, ctx: ScanContext) -> Iterable[Finding]:
+    script = p.scripts.get("ssh2-enum-algos")
+    if not script or not isinstance(script.data, dict):
+        return
+    weak: list[str] = []
+    for kind, bad in WEAK_SSH.items():
+        offered = script.data.get(kind, [])
+        if isinstance(offered, list):
+            weak.extend(a for a in offered if a in bad)
+    if weak:
+        yield _fail("scan.weak_ssh", asset, p.key, info, ctx, f"offers {', '.join(weak)}",
+                    "no SHA-1 key exchange, DSA keys, CBC/RC4 ciphers or MD5/96-bit MACs", weak=weak)
+    else:
+        yield _pass("scan.weak_ssh", asset, p.key, info, ctx, "only modern algorithms offered",
+                    "no weak SSH algorithms")
+
+
+def _smb(asset: str, p: PortResult, info: AddressInfo, ctx: ScanContext) -> Iterable[Finding]:
+    # smb-protocols is a host script in nmap; the scanner copies its result onto port 445.
+    script = p.scripts.get("smb-protocols")
+    if not script:
+        return
+    dialects = script.data.get("dialects", []) if isinstance(script.data, dict) else []
+    listed = [str(d) for d in dialects] if isinstance(dialects, list) else []
+    if any("NT LM 0.12" in d or "SMBv1" in d for d in listed) or "SMBv1" in script.output:
+        yield _fail("scan.weak_smb", asset, p.key, info, ctx, f"dialects {', '.join(listed)}",
+                    "SMB 2.x/3.x only", dialects=listed)
+    elif listed:
+        yield _pass("scan.weak_smb", asset, p.key, info, ctx, f"dialects {', '.join(listed)}", "no SMBv1")
+
+
+def _http(asset: str, p: PortResult, info: AddressInfo, ctx: ScanContext) -> Iterable[Finding]:
+    script = p.scripts.get("http-security-headers")
+    if not script:
+        return
+    https = p.tunnel == "ssl" or p.service in ("https", "https-alt") or "ssl" in p.service
+    text = script.output
+    missing = []
+    if https and ("Strict_Transport_Security" not in text or "HSTS not configured" in text):
+        missing.append("Strict-Transport-Security")
+    if "X_Frame_Options" not in text and "frame-ancestors" not in text:
+        missing.append("X-Frame-Options")
+    if "X_Content_Type_Options" not in text:
+        missing.append("X-Content-Type-Options")
+    expected = ("HSTS, X-Frame-Options (or CSP frame-ancestors), X-Content-Type-Options" if https
+                else "X-Frame-Options (or CSP frame-ancestors), X-Content-Type-Options")
+    if missing:
+        yield _fail("scan.http_headers", asset, p.key, info, ctx, f"missing {', '.join(missing)}", expected,
+                    missing=missing)
+    else:
+        yield _pass("scan.http_headers", asset, p.key, info, ctx, "security headers present", expected)
+
+
+def _declared_down(index: EstateIndex, result: ScanResult, ctx: ScanContext, seen_up: set[str]) -> Iterable[Finding]:
+    for dh in index.estate.declared_hosts:
+        ip = ipaddress.ip_address(dh.address)
+        if dh.address in ctx.ignore or not any(ip in n for n in ctx.scanned):
+            continue
+        info = index.info(dh.address)
+        asset = asset_for(dh.address, info)
+        host = result.host(dh.address)
+        for port in dh.ports:
+            key = f"{port.protocol}/{port.port}"
+            if port.port not in result.scanned.get(port.protocol, set()):
+                continue  # this scan did not look at that port
+            if host is None or host.state != "up":
+                yield _fail("scan.declared_service_down", asset, key, info, ctx, f"host {dh.address} did not answer",
+                            f"{key} {port.service} answers")
+                continue
+            pr = host.port(port.protocol, port.port)
+            state = pr.state if pr else _extra_state(host, port.protocol)
+            if state == "open":
+                continue  # reported as declared_service_ok above
+            if state in ("closed", ""):
+                yield _fail("scan.declared_service_down", asset, key, info, ctx, f"{key} is {state or 'closed'}",
+                            f"{key} {port.service} answers")
+            else:
+                yield make_finding("scan.declared_service_down", asset, Status.NOT_ASSESSED, key=key,
+                                   observed=f"{key} is {state} from {ctx.vantage or 'this scanner'}",
+                                   expected=f"{key} {port.service} answers", evidence=ctx.evidence,
+                                   site=info.site, zone=info.zone, details={"vantage": ctx.vantage})
+
+
+def _extra_state(host: HostResult, protocol: str) -> str:
+    # A port nmap scanned but did not list is in the host's <extraports> summary (usually one state).
+    states = [e["state"] for e in host.extraports if e.get("protocol", protocol) == protocol]
+    return states[0] if len(states) == 1 else ("closed" if "closed" in states else (states[0] if states else ""))
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    out: dict[str, Finding] = {}
+    for f in findings:
+        prev = out.get(f.id)
+        # The same port seen twice (two vantage points): a failure outweighs a pass.
+        if prev is None or (f.failing and not prev.failing):
+            out[f.id] = f
+    return list(out.values())

@@ -1,0 +1,123 @@
+"""The lab end to end (root): real namespaces, nftables rendered from the policy, real nmap and scapy.
+
+One lab per test session (conftest.py); every planted fault in security_checks/lab/faults.yaml
+must be found, and nothing the estate declares correctly may raise a failing finding.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from security_checks.cli.app import app
+from security_checks.findings import Status
+from security_checks.lab import build
+from security_checks.lab.topology import load_faults
+from security_checks.scan.remote import scan_site
+from security_checks.scan.segregation import run_matrix
+from security_checks.scan.steps import scan_lab
+from security_checks.store import Store
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def _expectations(kind: str) -> set[tuple[str, str, str]]:
+    out = set()
+    for f in load_faults()["lab"]:
+        for e in f["expect"]:
+            segregation = e["check"] == "scan.segregation_breach" or e["key"].startswith("from ")
+            if segregation == (kind == "segregation"):
+                out.add((e["check"], e["asset"], e["key"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def scanned(lab, loaded, tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("scanstore"))
+    with store.run("scan", estate_dir="demo", estate_digest=loaded.digest) as run:
+        findings, notes = scan_lab(loaded, lab["lab"], run, lab["home"])
+        run_id = run.id
+    yield {"findings": findings, "notes": notes, "store": store, "run": run_id}
+    store.close()
+
+
+def test_scanners_have_no_default_route_and_the_root_namespace_no_lab_route(lab):
+    for ns in lab["lab"].scanners:
+        routes = subprocess.run(["ip", "-n", ns, "route", "show"], capture_output=True, text=True).stdout
+        assert routes.strip() and "default" not in routes
+    root = subprocess.run(["ip", "route", "show"], capture_output=True, text=True).stdout
+    for seg in lab["lab"].segments:
+        for cidr in seg.cidrs:
+            assert cidr not in root
+    assert build.root_leftover_links() == []
+
+
+def test_up_is_idempotent(lab, loaded):
+    before = build.status(lab["home"])
+    again = build.up(loaded, lab["home"])
+    assert again["up"] and again["listeners"] == before["listeners"]
+
+
+def test_lab_scan_finds_every_planted_fault(scanned):
+    got = {(f.check_id, f.asset, f.key): f for f in scanned["findings"]}
+    missing = [e for e in _expectations("scan") if e not in got or got[e].status is not Status.FAIL]
+    assert missing == []
+    for e in _expectations("scan"):
+        assert got[e].evidence and got[e].evidence[0].path.endswith(".xml")
+
+
+def test_nothing_declared_correctly_fails(scanned):
+    failing = {(f.check_id, f.asset, f.key) for f in scanned["findings"] if f.failing}
+    assert failing - _expectations("scan") == set()
+    ok = {f.asset for f in scanned["findings"] if f.check_id == "scan.declared_service_ok"}
+    assert {"host:file-01", "host:print-01", "host:psn-gw-01", "host:revs-app-01", "host:lib-print-01",
+            "host:fw-civic", "host:voip-01"} <= ok
+
+
+def test_raw_xml_is_evidence(scanned):
+    d = scanned["store"].evidence_dir(scanned["run"]) / "scan"
+    xmls = sorted(d.rglob("*.xml"))
+    assert xmls and all(p.read_bytes().lstrip().startswith(b"<?xml") for p in xmls)
+    cmd = json.loads((d / "scan" / "command.json").read_text())
+    assert cmd["netns"] == "est-scan" and all("vulners" not in " ".join(c) for c in cmd["commands"])
+
+
+def test_segregation_matrix_matches_policy_except_the_planted_breaches(lab, loaded, store):
+    with store.run("scan", estate_dir="demo", estate_digest=loaded.digest) as run:
+        matrix, findings = run_matrix(loaded, lab["lab"], run)
+        run_id = run.id
+    failing = {(f.check_id, f.asset, f.key) for f in findings if f.failing}
+    assert failing == _expectations("segregation")
+    assert matrix["allowed_but_blocked"] == 0
+    saved = json.loads((store.evidence_dir(run_id) / "scan" / "segregation" / "matrix.json").read_text())
+    assert saved["breaches"] == matrix["breaches"] == 2
+    guest = [f for f in saved["flows"] if f["src_zone"] == "guest-wifi" and f["reachable"]]
+    assert {f["dst_zone"] for f in guest} == {"internet", "servers"}  # servers: the planted breach only
+
+
+def test_site_scanner_runs_through_ansible_runner(lab, loaded, store):
+    with store.run("scan", estate_dir="demo", estate_digest=loaded.digest) as run:
+        findings, summary = scan_site(loaded, "central-library", run, lab["home"])
+        run_id = run.id
+    got = {(f.check_id, f.asset, f.key): f.status for f in findings}
+    assert got[("scan.undeclared_port", "host:lib-print-01", "tcp/9100")] is Status.FAIL
+    assert got[("scan.declared_service_ok", "host:lib-print-01", "tcp/631")] is Status.PASS
+    assert "transmit/worker/process" in summary
+    assert list((store.evidence_dir(run_id) / "scan" / "site-central-library").glob("nmap-*.xml"))
+
+
+def _packets(ns: str) -> int:
+    out = json.loads(subprocess.run(["ip", "-n", ns, "-s", "-j", "link", "show"], capture_output=True,
+                                    text=True).stdout)
+    return sum(i["stats64"]["tx"]["packets"] for i in out if i["ifname"] != "lo")
+
+
+def test_a_refused_target_sends_nothing(lab, tmp_path):
+    before = _packets("est-scan")
+    result = CliRunner().invoke(app, ["scan", "--scope", "lab", "--target", "10.10.20.0/24", "--home",
+                                      str(lab["home"])])
+    assert result.exit_code == 2 and "exclusion" in result.output
+    assert _packets("est-scan") == before
