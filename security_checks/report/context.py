@@ -17,14 +17,12 @@ from typing import Any
 from ..evidence.scrub import withheld_reason
 from ..findings import Finding, Severity, Status
 from ..model.loader import LoadedEstate
+from ..compliance.rap import target_days
 from ..store import RunInfo, Store
 from ..waivers import accepted
 
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
 TREND_RUNS = 12
-# Target days to fix, by severity. Critical and high follow Cyber Essentials v3.3's 14-day rule
-# for high/critical updates; the rest are the council's own service levels.
-FIX_WITHIN_DAYS = {"critical": 14, "high": 14, "medium": 30, "low": 90, "info": 180}
 
 
 @dataclass
@@ -154,7 +152,8 @@ class ReportData:
 
     def due(self, f: Finding) -> date:
         seen = (f.first_seen or self.run.started_at).date()
-        return seen + timedelta(days=FIX_WITHIN_DAYS[f.severity.value])
+        # The same timescales as the Remediation Action Plan: one policy file, one set of dates.
+        return seen + timedelta(days=target_days(f.severity))
 
     @property
     def filter_values(self) -> dict[str, list[str]]:
@@ -201,6 +200,11 @@ def build(store: Store, run_id: str, loaded: LoadedEstate | None, today: date | 
                      "shown are the current ones, not necessarily those the run assessed.")
     if loaded is None:
         notes.append("The estate model was not available: scope statement, waivers and attestations are not shown.")
+    feed = next((f.details for f in findings if f.check_id == "patch.advisory_feed_stale"), None)
+    if feed:
+        # Patch results are only as current as the offline advisory feed: say which one they used.
+        notes.append(f"Patch compliance used the offline advisory feed dated {feed.get('feed_date')} "
+                     f"({feed.get('age_days')} day(s) old at this run, {feed.get('advisories')} advisories).")
     today = today or date.today()
     return ReportData(
         run=run,

@@ -59,7 +59,7 @@ def test_items_open_with_owner_action_and_target_by_severity(tmp_path: Path, est
     assert "Install the update" in patch.action and patch.status == "open" and patch.first_run == run
     fw = items["ce.firewall_rule_review"]
     assert fw.owner == "Head of Revenues and Benefits" and fw.owner_source == "firewall rule fw-civic/CIV-004"
-    assert fw.target_date == (DAY0 + timedelta(days=180)).isoformat()   # low
+    assert fw.target_date == (DAY0 + timedelta(days=90)).isoformat()   # low
     assert "ce.cloud_mfa" not in items   # passing findings are not remediation items
 
 
