@@ -115,6 +115,10 @@ def assess(
     fail_on: FailOnOpt = FailOn.HIGH,
     only: list[str] = typer.Option([], "--only", help="Run only these steps (repeat the option)."),
     skip: list[str] = typer.Option([], "--skip", help="Skip these steps (repeat the option)."),
+    advisory_feed: Path | None = typer.Option(
+        None, "--advisory-feed", envvar="ESTATE_ADVISORY_FEED",
+        help="Advisory feed (JSON) for patch compliance, built offline from the Debian Security Tracker and "
+             "vendor bulletins. Default: the demo feed shipped in security_checks/compliance/data/."),
 ) -> None:
     """Run the whole assessment: validate, scan, audit, check, store the run, write the report.
 
@@ -130,6 +134,16 @@ def assess(
 
             usage_error(f"--only/--skip: unknown step {name!r} (steps: {', '.join(sorted(known)) or 'none'})")
     steps = [s for s in STEPS if (not only or s.name in only) and s.name not in skip]
+    if advisory_feed is not None:
+        # A broken feed is bad input: refuse it before a run starts, not half-way through.
+        from ..compliance.advisories import FeedError, load_feed
+
+        try:
+            load_feed(advisory_feed)
+        except FeedError as exc:
+            from .common import usage_error
+
+            usage_error(f"--advisory-feed: {exc}")
     store = open_store(home)
     out_dir = out or Path("out") / "report"
     started = time.monotonic()
@@ -137,7 +151,7 @@ def assess(
                    full_scope=not only and not skip) as run:
         run.tool_versions.update(_tool_versions())
         ctx = StepContext(loaded=loaded, run=run, store=store, console=err, is_root=is_root(),
-                          today=date.today(), options={"out": out_dir})
+                          today=date.today(), options={"out": out_dir, "advisory_feed": advisory_feed})
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                       console=err, transient=True, disable=not err.is_terminal) as progress:

@@ -93,3 +93,21 @@ def test_assess_then_check_on_the_demo(lab_home: Path, tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "psn").iterdir()} == {"rap.csv", "rap.json", "diagram.json",
                                                               "network-diagram.svg", "psn-summary.json"}
     assert "<svg" in (tmp_path / "psn" / "network-diagram.svg").read_text()
+
+
+def test_assess_takes_the_advisory_feed_it_is_given(tmp_path: Path) -> None:
+    shipped = json.loads((REPO / "security_checks/compliance/data/advisories.json").read_text())
+    feed = tmp_path / "feed.json"
+    feed.write_text(json.dumps({**shipped, "feed_date": date.today().isoformat()}))
+    r = estate("assess", "--only", "patch", "--advisory-feed", str(feed), "--format", "json", "--fail-on", "none",
+               "--out", str(tmp_path / "out"), home=tmp_path / "home")
+    assert r.returncode == 0, r.stderr
+    listed = json.loads(estate("findings", "--format", "json", home=tmp_path / "home").stdout)["findings"]
+    stale = next(f for f in listed if f["check_id"] == "patch.advisory_feed_stale")
+    assert stale["status"] == "pass" and stale["details"]["path"] == str(feed)
+
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"feed_date": "2026-11-20"')
+    r = estate("assess", "--advisory-feed", str(broken), home=tmp_path / "home2")
+    assert r.returncode == 2 and f"--advisory-feed: {broken}: line 1: not JSON" in r.stderr
+    assert not (tmp_path / "home2" / "runs").exists()
