@@ -12,8 +12,9 @@ the exclusion, so an excluded address is never handed to nmap or scapy at all.
 Two kinds of scope are special: `loopback` scopes may only hold loopback addresses, and `lab`
 scopes name addresses that exist only inside the lab's network namespaces, so they may only be
 scanned from a lab namespace (the caller says which one it will use, and the scope checks it is
-a lab namespace). Other scopes are for the council's scanner hosts: a machine is one only when its
-scanner role set ESTATE_SCANNER_HOST, so a laptop or CI runner can never sweep real ranges.
+a lab namespace). Other scopes are for the council's scanner hosts: a machine is one only when
+whoever provisioned it set ESTATE_SCANNER_HOST (to the scanner's name) in its service environment,
+so a laptop or CI runner can never sweep real ranges.
 """
 
 from __future__ import annotations
@@ -163,7 +164,8 @@ def authorise(loaded: LoadedEstate, targets: list[str] | None, *, scope_name: st
                                f"scanner namespace (is the lab up? `estate lab up`) ({loc})")
     elif not os.environ.get("ESTATE_SCANNER_HOST"):
         raise ScopeRefused(f"scan scope {scope.name!r} covers the council's networks: it is scanned only from a "
-                           f"scanner host deployed by the scanner role, which this machine is not ({loc})")
+                           f"council scanner host (one whose environment sets ESTATE_SCANNER_HOST), "
+                           f"which this machine is not ({loc})")
 
     networks: list[Network] = []
     for net in wanted:
