@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shlex
-import stat
+import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -142,8 +142,13 @@ def wrapper(netns: str, directory: Path) -> Path:
     path = directory / f"nmap-{netns}"
     body = f"#!/bin/sh\nexec ip netns exec {shlex.quote(netns)} nmap \"$@\"\n"
     if not path.exists() or path.read_text() != body:
-        path.write_text(body)
-        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        # Parallel nmap jobs share the wrapper: publish it whole and executable in one rename, or
+        # another thread can run a half-written or not-yet-executable file ("nmap not found").
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(body)
+        os.chmod(tmp, 0o700)   # only the scanning user runs it
+        os.replace(tmp, path)
     return path
 
 
