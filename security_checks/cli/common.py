@@ -21,7 +21,7 @@ from rich.console import Console
 
 from ..findings import Finding, Severity
 from ..model.loader import EstateError, LoadedEstate, load_estate
-from ..store import Store
+from ..store import RunInfo, Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_ESTATE = REPO_ROOT / "inventory" / "demo"
@@ -75,6 +75,15 @@ def load_or_exit(estate_dir: Path, *, policy: bool = True) -> LoadedEstate:
             err.print(str(problem), soft_wrap=True, markup=False)
         err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {estate_dir}", soft_wrap=True)
         raise typer.Exit(2) from None
+
+
+def run_or_exit(store: Store, run: str | None, home: Path) -> RunInfo:
+    """The run a command works on: the given id (or unique prefix), else the latest; exit 2 if none."""
+    info = store.get_run(run)
+    if info is None:
+        usage_error(f"--run {run}: no such run (or the prefix is ambiguous) in {home}" if run
+                    else f"{home}: no runs yet: run `estate assess` first")
+    return info
 
 
 def open_store(home: Path) -> Store:

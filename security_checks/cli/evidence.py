@@ -15,7 +15,9 @@ from .common import (
     HomeOpt,
     emit_json,
     err,
+    load_or_exit,
     open_store,
+    run_or_exit,
     usage_error,
 )
 
@@ -49,19 +51,12 @@ def seal(
     from ..evidence.bundle import seal as do_seal
     from ..evidence.keys import SigningKeyError
     from ..evidence.tsa import TimestampError
-    from ..model.loader import EstateError, load_estate
 
     if tsa_ca is not None and not tsa_ca.is_file():
         usage_error(f"--tsa-ca {tsa_ca}: no such file")
     store = open_store(home)
-    info = store.get_run(run)
-    if info is None:
-        usage_error(f"--run {run}: no such run (or the prefix is ambiguous) in {home}" if run
-                    else f"{home}: no runs yet: run `estate assess` first")
-    try:
-        loaded = load_estate(estate)
-    except EstateError as exc:
-        usage_error(f"{estate}: the estate model does not load ({len(exc.problems)} problem(s); run `estate validate`)")
+    info = run_or_exit(store, run, home)
+    loaded = load_or_exit(estate)
     dest = out or home / "bundles"
     try:
         bundle = do_seal(store, info.id, dest, loaded, keys_dir=home / "keys", tsa_url=tsa_url, tsa_ca=tsa_ca)

@@ -16,8 +16,9 @@ from .common import (
     OutOpt,
     emit_json,
     err,
+    load_or_exit,
     open_store,
-    usage_error,
+    run_or_exit,
 )
 
 EPILOG = ("Examples:\n\n  estate report\n\n  estate report --run 20261122T0505 --out /srv/share/security\n\n"
@@ -38,19 +39,11 @@ def report(
     file share, or serve it with `estate serve`. Waivers and attestations come from the estate model
     (--estate); the findings, evidence and history come from the store (--home).
     """
-    from ..model.loader import EstateError, load_estate
     from ..report import write_reports
 
     store = open_store(home)
-    info = store.get_run(run)
-    if info is None:
-        usage_error(f"--run {run}: no such run (or the prefix is ambiguous) in {home}" if run
-                    else f"{home}: no runs yet: run `estate assess` first")
-    try:
-        loaded = load_estate(estate)
-    except EstateError as exc:
-        usage_error(f"{estate}: the estate model does not load ({len(exc.problems)} problem(s); "
-                    "run `estate validate`)")
+    info = run_or_exit(store, run, home)
+    loaded = load_or_exit(estate)
     out_dir = out or Path("out") / "report"
     paths = write_reports(store, info.id, loaded, out_dir, pdf=pdf)
     if format is Format.JSON:

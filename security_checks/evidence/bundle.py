@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..model.loader import LoadedEstate
 from ..report.context import sha256_file
-from ..store import Store, _operator
+from ..store import Store, _operator, fsync_tree
 from . import keys
 from .scrub import withheld_reason
 
@@ -118,7 +118,7 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
             from .tsa import timestamp
 
             timestamp(tmp / SUMS, tsa_url, tmp / TSR, ca=tmp / TSA_CA if tsa_ca else None)
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         os.chmod(tmp, 0o755)  # noqa: S103 (mkdtemp-style 0700 would hide it from auditors)
         os.rename(tmp, final)
     except BaseException:
@@ -228,18 +228,6 @@ Or, with the estate tool:  estate evidence verify .
 Files withheld because they could hold secrets are listed in bundle.json ("withheld").
 """
     return text
-
-
-def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- verifying --------------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..compliance.rap import target_days
 from ..evidence.scrub import withheld_reason
 from ..findings import Finding, Severity, Status
 from ..model.loader import LoadedEstate
-from ..compliance.rap import target_days
 from ..store import RunInfo, Store
 from ..waivers import accepted
 

@@ -176,7 +176,7 @@ class Store:
 
     def _commit(self, w: RunWriter) -> None:
         final = self.runs_dir / w.id
-        _fsync_tree(w.staging)
+        fsync_tree(w.staging)
         os.rename(w.staging, final)
         finished = now()
         cur = self.db.cursor()
@@ -268,7 +268,8 @@ def _operator() -> str:
     return os.environ.get("ESTATE_OPERATOR") or getpass.getuser()
 
 
-def _fsync_tree(root: Path) -> None:
+def fsync_tree(root: Path) -> None:
+    """Flush every file under root and the directory itself, before a rename publishes it."""
     for path in root.rglob("*"):
         if path.is_file():
             with open(path, "rb") as fh:

@@ -16,7 +16,6 @@ Plans are cached per estate directory for the session: each run takes seconds on
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,23 +26,11 @@ from typing import Any
 import pytest
 
 from security_checks.model.loader import LoadedEstate, load_estate
+from tests.estate_copy import copy_demo  # noqa: F401  (re-exported to the tests here)
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "inventory" / "demo"
 TODAY = date(2026, 11, 22)
-
-
-def copy_demo(dest: Path, edits: dict[str, list[tuple[str, str]]] | None = None) -> Path:
-    """A copy of the demo estate with text edits per file (each `old` must occur exactly once)."""
-    shutil.copytree(DEMO, dest)
-    for name, pairs in (edits or {}).items():
-        path = dest / name
-        text = path.read_text()
-        for old, new in pairs:
-            assert text.count(old) == 1, f"{name}: {old!r} occurs {text.count(old)} times"
-            text = text.replace(old, new)
-        path.write_text(text)
-    return dest
 
 
 def _network_program(loaded: LoadedEstate) -> Callable[[], Any]:
