@@ -34,6 +34,8 @@ $(APTSTAMP): deps/apt-packages.txt
 demo: setup
 	$(BIN)/estate validate
 	$(BIN)/estate assess --fail-on none
+	$(BIN)/estate evidence seal
+	$(BIN)/estate evidence verify
 
 lint: setup
 	$(BIN)/ruff check .

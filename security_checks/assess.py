@@ -64,6 +64,14 @@ class Step:
 
 # The order matters: compliance steps read what the scanning and audit steps found.
 STEPS: list[Step] = [
+    Step("selftest-scan", "security_checks.scan.steps:selftest_scan", "self-test scan of declared loopback listeners"),
+    Step("lab-scan", "security_checks.scan.steps:lab_scan", "scan of the lab from its scanner namespaces (root)"),
+    Step("segregation", "security_checks.scan.steps:segregation", "segregation: probes between lab zones (root)"),
+    Step("devices", "security_checks.devices.step:devices_step", "end-user device baseline audit (Ansible)"),
+    Step("infra-plan", "infra.findings:assess_step", "Azure tenancy and LOB systems: offline Pulumi plan, policy"),
+    Step("patch", "security_checks.compliance.steps:patch_step", "patch compliance (14-day rule, unsupported OS)"),
+    Step("ce", "security_checks.compliance.steps:ce_step", "Cyber Essentials readiness"),
+    Step("psn", "security_checks.compliance.steps:psn_step", "PSN ITHC findings and remediation plan"),
 ]
 
 
