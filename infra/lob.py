@@ -22,7 +22,7 @@ diagnostics to the central workspace and the catalogue's tags.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -130,18 +130,36 @@ def zone_sources(estate: Estate, zone_name: str) -> list[str]:
     return [str(n) for n in (*v4, *v6)]
 
 
-def inbound_rules(estate: Estate, lob: LobSystem) -> list[InboundRule]:
-    """The NSG inbound rules a LOB system's declared flows call for (pure: the tests check it too)."""
+def zone_sources_memo(estate: Estate) -> Callable[[str], list[str]]:
+    """`zone_sources(estate, zone)`, each zone worked out once: every LOB system's rules draw on
+    the same zones, and each is a pass over every VLAN of every site (for one build of an
+    unchanging estate)."""
+    memo: dict[str, list[str]] = {}
+
+    def sources(zone_name: str) -> list[str]:
+        if zone_name not in memo:
+            memo[zone_name] = zone_sources(estate, zone_name)
+        return list(memo[zone_name])
+
+    return sources
+
+
+def inbound_rules(estate: Estate, lob: LobSystem,
+                  sources_of: Callable[[str], list[str]] | None = None) -> list[InboundRule]:
+    """The NSG inbound rules a LOB system's declared flows call for (pure: the tests check it too).
+
+    `sources_of` gives a zone's source ranges (default `zone_sources`; `zone_sources_memo` for many systems)."""
+    zone_sources_of = sources_of or (lambda z: zone_sources(estate, z))
     rules: list[InboundRule] = []
     flow_sources: list[str] = []
     for z in lob.reachable_from:
-        for s in zone_sources(estate, z):
+        for s in zone_sources_of(z):
             if s not in flow_sources:
                 flow_sources.append(s)
     mgmt_sources: list[str] = []
     for zone in estate.zones:
         if zone.kind is ZoneKind.MANAGEMENT:
-            mgmt_sources += [s for s in zone_sources(estate, zone.name) if s not in mgmt_sources]
+            mgmt_sources += [s for s in zone_sources_of(zone.name) if s not in mgmt_sources]
     for i, port in enumerate(lob.ports):
         # Administrative interfaces answer the management zone only, whatever reachable_from says.
         sources = mgmt_sources if port.management else flow_sources
@@ -156,8 +174,9 @@ def inbound_rules(estate: Estate, lob: LobSystem) -> list[InboundRule]:
     return rules
 
 
-def nsg_rules(estate: Estate, lob: LobSystem) -> list[dict[str, Any]]:
-    out = [r.as_input() for r in inbound_rules(estate, lob)]
+def nsg_rules(estate: Estate, lob: LobSystem,
+              sources_of: Callable[[str], list[str]] | None = None) -> list[dict[str, Any]]:
+    out = [r.as_input() for r in inbound_rules(estate, lob, sources_of)]
     out.append({"name": "allow-azure-load-balancer", "priority": LB_PRIORITY, "direction": "Inbound",
                 "access": "Allow", "protocol": "*", "source_address_prefix": "AzureLoadBalancer",
                 "source_port_range": "*", "destination_address_prefix": "*", "destination_port_range": "*",
@@ -186,7 +205,8 @@ class SystemArgs:
     conditional_access: dict[str, Any] = field(default_factory=dict)
 
 
-def system_args(ctx: Context, index: int, lob: LobSystem) -> SystemArgs:
+def system_args(ctx: Context, index: int, lob: LobSystem,
+                sources_of: Callable[[str], list[str]] | None = None) -> SystemArgs:
     estate = ctx.estate
     sub = ctx.subscription(lob.subscription or SubscriptionPlacement.CORP.value)
     dr = estate.azure.secondary_region if lob.tier.needs_dr and lob.hosting is not Hosting.SAAS else None
@@ -203,7 +223,7 @@ def system_args(ctx: Context, index: int, lob: LobSystem) -> SystemArgs:
         dr_region=dr,
         tags=ctx.tags(system=lob.name, owner=lob.owner, classification=lob.classification.value,
                       cost_centre=lob.cost_centre, landing_zone=sub.placement.value, tier=lob.tier.value),
-        nsg_rules=nsg_rules(estate, lob) if lob.hosting is not Hosting.SAAS else [],
+        nsg_rules=nsg_rules(estate, lob, sources_of) if lob.hosting is not Hosting.SAAS else [],
         conditional_access=ca)
 
 
@@ -667,6 +687,7 @@ def build(ctx: Context, hub: Hub) -> dict[str, System]:
     dns_ = shared_dns(ctx)
     ctx.private_zones = dns_.private_zones
     systems: dict[str, System] = {}
+    sources_of = zone_sources_memo(ctx.estate)
     for i, lob in enumerate(ctx.estate.lob_systems):
-        systems[lob.name] = System(lob.name, system_args(ctx, i, lob), ctx, hub, dns_)
+        systems[lob.name] = System(lob.name, system_args(ctx, i, lob, sources_of), ctx, hub, dns_)
     return systems

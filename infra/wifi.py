@@ -180,10 +180,11 @@ class SiteWifi(pulumi.ComponentResource):
         group = meraki.networks.GroupPolicies(
             f"{key}-policy", network_id=self.network.id, name=f"{ssid.purpose.value}-wifi-{number}",
             opts=pulumi.ResourceOptions(parent=self), **policy)
+        group_policy_id = group.group_policy_id.apply(_int_or_none)   # one Output, shared by every type
         meraki.networks.WirelessSsidsDeviceTypeGroupPolicies(
             f"{key}-device-policy", network_id=self.network.id, number=str(number), enabled=True,
             device_type_policies=[{"device_type": t, "device_policy": "Group policy",
-                                   "group_policy_id": group.group_policy_id.apply(_int_or_none)}
+                                   "group_policy_id": group_policy_id}
                                   for t in DEVICE_TYPES],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[resource]))
 
