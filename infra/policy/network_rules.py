@@ -179,7 +179,9 @@ def site_range_overlap(resources: Sequence[PolicyResource]) -> Iterable[tuple[Po
         group = _lower(r.props.get("location")) if r.type == LOCAL_GATEWAY else "virtual-wan"
         for net in _site_prefixes(r):
             entries.append((net.version, int(net.network_address), int(net.broadcast_address), group, net, r))
-    entries.sort(key=lambda e: (e[3], e[0], e[1], -e[2]))
+    # The resource name breaks ties (identical ranges): resources arrive in whatever order Pulumi's
+    # threads registered them, and the same overlap must blame the same site on every run.
+    entries.sort(key=lambda e: (e[3], e[0], e[1], -e[2], e[5].name))
     furthest: tuple[int, Net, PolicyResource] | None = None
     current: tuple[str, int] | None = None
     for version, start, end, group, net, r in entries:

@@ -84,6 +84,14 @@ def test_site_range_overlap_rule() -> None:
     assert len(found) == 1 and "10.1.128.0/17 of b overlaps 10.1.0.0/16 of a" in found[0][1]
 
 
+def test_site_range_overlap_blames_the_same_site_whatever_the_registration_order() -> None:
+    # Pulumi registers resources from several threads: the plan's order varies from run to run.
+    sites = [_site("site-001", ["10.9.0.0/16"]), _site("site-000", ["10.9.0.0/16"]), _site("z", ["10.8.0.0/16"])]
+    orders = (sites, sites[::-1], sites[1:] + sites[:1])
+    blamed = {tuple(r.name for r, _ in nr.site_range_overlap(order)) for order in orders}
+    assert blamed == {("site-001",)}
+
+
 def test_site_range_overlap_matches_pairwise_check() -> None:
     """The O(n log n) sweep flags a site exactly when some other site overlaps it (random plans)."""
     rng = random.Random(7)
