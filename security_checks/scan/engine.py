@@ -12,7 +12,10 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +30,7 @@ from .nmapxml import ScanResult, merge, parse
 from .scope import Authorisation, ScopeRefused, authorise
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+ARP_TIMEOUT = 0.4  # seconds to wait for ARP answers on a link after the last request
 
 
 @dataclass
@@ -74,27 +78,79 @@ def intersect(auth: Authorisation, onlink: list[str]) -> list[Network]:
     return sorted(uniq.values(), key=lambda n: (n.version, n.network_address, n.prefixlen))
 
 
-def arp_sweep(auth: Authorisation, vantage: Vantage, networks: list[Network], timeout: float = 0.4) -> list[str]:
+def arp_sweep(auth: Authorisation, vantage: Vantage, networks: list[Network],
+              timeout: float = ARP_TIMEOUT) -> list[str]:
     """scapy ARP on the links the scanner sits on; returns live addresses (the scanner's own excluded)."""
+    live = {a for _net, found in arp_sweep_stream(auth, vantage, networks, timeout) for a in found}
+    return sorted(live, key=ipaddress.ip_address)
+
+
+def arp_sweep_stream(auth: Authorisation, vantage: Vantage, networks: list[Network],
+                     timeout: float = ARP_TIMEOUT) -> Iterator[tuple[str | None, list[str]]]:
+    """arp_sweep, network by network as each link's sweep ends: (network, live addresses in it).
+
+    A last (None, addresses) carries anything the probe reported outside a per-network line.
+    """
     targets = [str(n) for n in networks]
     nmaprun._check_targets(auth, targets)
-    out = probe(vantage.netns, {"mode": "arp", "targets": targets, "timeout": timeout})
     own = set(vantage.addresses)
-    return [a for a in out["up"] if a not in own and auth.allows(a)]
+    seen: set[str] = set()
+    for line in probe_lines(vantage.netns, {"mode": "arp", "targets": targets, "timeout": timeout, "stream": True}):
+        found = [a for a in line["up"] if a not in own and auth.allows(a) and a not in seen]
+        seen.update(found)
+        if "network" in line:
+            yield str(line["network"]), found
+        elif found:
+            yield None, found
 
 
-def probe(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:
-    """Run security_checks.scan.probe (scapy) in `netns` and return its JSON answer."""
+def _probe_cmd(netns: str | None) -> tuple[list[str], dict[str, str]]:
     cmd = [sys.executable, "-m", "security_checks.scan.probe"]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return cmd, env
+
+
+def probe(netns: str | None, request: dict[str, Any]) -> dict[str, Any]:
+    """Run security_checks.scan.probe (scapy) in `netns` and return its JSON answer."""
+    cmd, env = _probe_cmd(netns)
     proc = subprocess.run(cmd, input=json.dumps(request), capture_output=True, text=True, timeout=600, env=env,
                           check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"probe in {netns or 'this namespace'} failed: {proc.stderr.strip()[-400:]}")
     answer: dict[str, Any] = json.loads(proc.stdout)
     return answer
+
+
+def probe_lines(netns: str | None, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Like probe(), for a streaming request: each JSON line of the answer as soon as the probe writes it."""
+    cmd, env = _probe_cmd(netns)
+    with tempfile.TemporaryFile() as errf, subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                             stderr=errf, text=True, env=env) as proc:
+        killer = threading.Timer(600, proc.kill)
+        killer.start()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(request))
+            proc.stdin.close()
+            bad = False
+            for line in proc.stdout:
+                if not line.strip() or bad:
+                    continue
+                try:
+                    answer = json.loads(line)
+                except json.JSONDecodeError:
+                    bad = True  # a line cut short: the exit status says why
+                    continue
+                yield answer
+            rc = proc.wait()
+        finally:
+            killer.cancel()
+        if rc != 0 or bad:
+            errf.seek(0)
+            tail = errf.read().decode(errors="replace").strip()[-400:]
+            raise RuntimeError(f"probe in {netns or 'this namespace'} failed: {tail or f'exit status {rc}'}")
 
 
 def scan(loaded: LoadedEstate, auth: Authorisation, vantage: Vantage, run: RunWriter, label: str, *,
@@ -110,47 +166,68 @@ def scan(loaded: LoadedEstate, auth: Authorisation, vantage: Vantage, run: RunWr
         else:
             nets = list(auth.networks)
         onlink = bool(vantage.networks) and privileged
-        live: list[str] = []
-        if onlink:
-            live = arp_sweep(auth, vantage, nets)
-            hosts = live
-            skip_discovery = True
-        else:
-            hosts = [str(n) for n in nets]
+        hosts = [] if onlink else [str(n) for n in nets]
         scanned = nets
     else:
+        onlink = False
         hosts = targets
-        live = []
         scanned = [ipaddress.ip_network(t, strict=False) for t in targets]
+    live: list[str] = []
     tcp, udp = ports_override if ports_override is not None else declared_ports(loaded, scanned)
     if auth.profile == "discovery":
         tcp, udp = set(), set()
+    # nmap scans hosts behind different interfaces in separate, sequential host groups; one nmap
+    # per on-link network, run side by side, takes the time of the slowest one instead.
+    group_nets = nets if targets is None and vantage.networks else []
+    planned: list[tuple[str, int, nmaprun.NmapJob, Future[bytes]]] = []
+
+    def submit(pool: ThreadPoolExecutor, group_hosts: list[str], *, discovered: bool) -> None:
+        for gname, ghosts in _group_by_network(group_hosts, group_nets):
+            jobs = nmaprun.build(auth, ghosts, tcp=tcp, udp=udp, privileged=privileged,
+                                 exclude=vantage.addresses or None, skip_discovery=skip_discovery or discovered,
+                                 extra_tcp_top=top_ports)
+            for j, job in enumerate(jobs):
+                fut = pool.submit(nmaprun.run, auth, job, wrapper_dir=wrapper_dir)
+                planned.append((gname, j, job, fut))
+
+    # Every job of the scan at once (a TCP and a UDP job per network at most), as a person would.
+    with ThreadPoolExecutor(max_workers=2 * max(1, len(group_nets))) as pool:
+        if onlink:
+            # scapy ARP discovery first; each network's nmap jobs start as soon as that link's sweep
+            # ends, while the other links are still being swept. Hosts are grouped by the network
+            # they sit in, so the jobs are the same as after a sweep of every link, provided the
+            # networks do not overlap (otherwise: wait for the whole sweep).
+            disjoint = not any(a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1:])
+            for network, found in arp_sweep_stream(auth, vantage, nets):
+                live.extend(found)
+                if disjoint and network is not None and found:
+                    submit(pool, sorted(found, key=ipaddress.ip_address), discovered=True)
+                elif found and planned:
+                    raise RuntimeError(f"probe in {vantage.netns}: addresses outside its per-network answers")
+            live.sort(key=ipaddress.ip_address)
+            hosts = live
+            if not planned and hosts:
+                submit(pool, hosts, discovered=True)
+        elif hosts:
+            submit(pool, hosts, discovered=False)
+    # Results, evidence and commands in network order, whichever job finished first.
+    planned.sort(key=lambda item: (item[0], item[1]))
     evidence = []
     results = []
     commands: list[list[str]] = []
     xml = b""
-    if not hosts:
+    if not planned:
         xml = _empty_xml(auth)
         results.append(parse(xml, source=f"nmap output ({label})"))
         evidence.append(run.write_evidence(f"scan/{label}/nmap.xml", xml, f"no live hosts from {vantage.name}"))
-    else:
-        # nmap scans hosts behind different interfaces in separate, sequential host groups; one
-        # nmap per on-link network, run side by side, takes the time of the slowest one instead.
-        groups = _group_by_network(hosts, nets if targets is None and vantage.networks else [])
-        planned: list[tuple[str, nmaprun.NmapJob]] = []
-        for gname, ghosts in groups:
-            jobs = nmaprun.build(auth, ghosts, tcp=tcp, udp=udp, privileged=privileged,
-                                 exclude=vantage.addresses or None, skip_discovery=skip_discovery,
-                                 extra_tcp_top=top_ports)
-            planned.extend((f"{gname}{'-tcp' if j == 0 else '-udp'}", job) for j, job in enumerate(jobs))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            outputs = list(pool.map(lambda item: nmaprun.run(auth, item[1], wrapper_dir=wrapper_dir), planned))
-        for (name, job), out in zip(planned, outputs, strict=True):
-            results.append(parse(out, source=f"nmap output ({label}/{name}.xml)"))
-            evidence.append(run.write_evidence(f"scan/{label}/{name}.xml", out,
-                                               f"nmap XML from {vantage.name} (scope {auth.scope.name})"))
-            commands.append(job.command())
-            xml = xml or out
+    for gname, j, job, fut in planned:
+        name = f"{gname}{'-tcp' if j == 0 else '-udp'}"
+        out = fut.result()
+        results.append(parse(out, source=f"nmap output ({label}/{name}.xml)"))
+        evidence.append(run.write_evidence(f"scan/{label}/{name}.xml", out,
+                                           f"nmap XML from {vantage.name} (scope {auth.scope.name})"))
+        commands.append(job.command())
+        xml = xml or out
     result = merge(results)
     ctx = ScanContext(scanned=scanned, evidence=evidence, ignore=set(vantage.addresses), vantage=vantage.name)
     findings = compare(loaded.estate, result, ctx)

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import shlex
 import tempfile
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -110,14 +111,32 @@ def _fast_versiondb() -> list[str]:
     if not SERVICE_PROBES.exists():
         return []
     target = Path(os.environ.get("TMPDIR", "/tmp")) / "estate-nmap" / "nmap-service-probes"
-    text = SERVICE_PROBES.read_text(errors="replace")
-    fast = text.replace("totalwaitms 6000", f"totalwaitms {NULL_PROBE_WAIT_MS}", 1)
-    if not target.exists() or target.read_text(errors="replace") != fast:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}")
-        tmp.write_text(fast)
-        os.replace(tmp, target)
+    with _VERSIONDB_LOCK:
+        # One scan builds a job per network: the 2.5 MB file is read and compared once, and again
+        # only when it or nmap's own file changes (same inode, size and mtime: unchanged).
+        key = (str(target), _stat_key(SERVICE_PROBES), _stat_key(target))
+        if _VERSIONDB_CHECKED.get(str(target)) != key:
+            text = SERVICE_PROBES.read_text(errors="replace")
+            fast = text.replace("totalwaitms 6000", f"totalwaitms {NULL_PROBE_WAIT_MS}", 1)
+            if not target.exists() or target.read_text(errors="replace") != fast:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_suffix(f".{os.getpid()}")
+                tmp.write_text(fast)
+                os.replace(tmp, target)
+            _VERSIONDB_CHECKED[str(target)] = (str(target), _stat_key(SERVICE_PROBES), _stat_key(target))
     return ["--versiondb", str(target)]
+
+
+_VERSIONDB_LOCK = threading.Lock()
+_VERSIONDB_CHECKED: dict[str, tuple[str, tuple[int, int, int] | None, tuple[int, int, int] | None]] = {}
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _check_targets(auth: Authorisation, targets: list[str]) -> None:

@@ -6,6 +6,9 @@ scope.py before it builds the request: this module only sends what it is given.
 
     {"mode": "arp", "targets": ["10.10.30.0/24"], "timeout": 1}
         -> {"up": ["10.10.30.20", ...], "macs": {...}}
+    {"mode": "arp", "targets": [...], "timeout": 1, "stream": true}
+        -> one line per network as its sweep ends: {"network": "10.10.30.0/24", "up": [...], "macs": {...}},
+           then the whole answer as above on the last line
     {"mode": "reach", "probes": [{"dst": "10.10.30.20", "proto": "tcp", "port": 445}], "timeout": 1}
         -> {"results": [{"dst": ..., "proto": ..., "port": ..., "state": "open|closed|blocked|silent",
                          "reply": "SA|RA|udp|icmp 3/3 from x"}]}
@@ -19,8 +22,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import select
 import sys
-from concurrent.futures import ThreadPoolExecutor
+import time
 from typing import Any
 
 DNS_QUERY = bytes.fromhex("abcd01000001000000000000076578616d706c6503636f6d0000010001")
@@ -29,27 +33,78 @@ SIP_OPTIONS = (b"OPTIONS sip:probe@lab SIP/2.0\r\nVia: SIP/2.0/UDP probe;branch=
                b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
 
 
-def arp(targets: list[str], timeout: float) -> dict[str, Any]:
+def arp(targets: list[str], timeout: float, stream: bool = False) -> dict[str, Any]:
+    """ARP-sweep each target network on its link: a request to every address, then `timeout`
+    seconds for answers. With `stream`, each network's answer is also written as one JSON line as
+    soon as its wait ends, so the caller can start on that network while the others finish.
+
+    The requests are the ones scapy builds (Ether broadcast / ARP who-has), sent on the link the
+    scanner routes the network to; an answer is what scapy's srp() counts as one (ARP.answers:
+    an is-at from an address that was asked). Building one frame per address as a scapy packet
+    costs far more than the sweep itself, so each network's frame is built once and only its
+    target address changes; every link is swept at once, each waiting out its own timeout.
+    """
     from scapy.config import conf
+    from scapy.data import ETH_P_ARP
     from scapy.layers.l2 import ARP, Ether
-    from scapy.sendrecv import srp
 
     up: dict[str, str] = {}
+    sweeps: list[dict[str, Any]] = []
+    try:
+        for t in targets:
+            net = ipaddress.ip_network(t, strict=False)
+            if net.version != 4:
+                raise ValueError(f"{t}: ARP sweeps are for IPv4 networks")
+            first = next(net.hosts()) if net.num_addresses > 1 else net.network_address
+            iface = conf.route.route(str(first))[0]
+            frame = bytearray(bytes(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=str(first))))
+            if frame[_PDST] != first.packed:
+                raise RuntimeError("unexpected ARP request layout")
+            sweep: dict[str, Any] = {"network": t, "sock": conf.L2socket(iface=iface, type=ETH_P_ARP),
+                                     "asked": set(), "found": {}}
+            sweeps.append(sweep)
+            # On a link, a host that is up answers ARP at once: one round, no retries.
+            for addr in net:  # every address of the network, as ARP(pdst=network) sends
+                frame[_PDST] = addr.packed
+                sweep["sock"].send(bytes(frame))
+                sweep["asked"].add(str(addr))
+            sweep["deadline"] = time.monotonic() + timeout
 
-    def sweep(t: str) -> None:
-        net = ipaddress.ip_network(t, strict=False)
-        first = str(next(net.hosts())) if net.num_addresses > 1 else str(net.network_address)
-        iface = conf.route.route(first)[0]
-        # On a link, a host that is up answers ARP at once: one round, no retries.
-        answered, _ = srp(Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=str(net)), iface=iface, timeout=timeout,
-                          verbose=False)
-        for _sent, rcv in answered:
-            up[rcv.psrc] = rcv.hwsrc
+        def take(sweep: dict[str, Any]) -> None:
+            pkt = sweep["sock"].recv()
+            if pkt is not None and ARP in pkt:
+                answer = pkt[ARP]
+                if answer.op == 2 and answer.psrc in sweep["asked"]:
+                    sweep["found"].setdefault(answer.psrc, answer.hwsrc)
 
-    # One sweep per link, side by side: each waits out its own timeout.
-    with ThreadPoolExecutor(max_workers=max(1, len(targets))) as pool:
-        list(pool.map(sweep, targets))
+        pending = list(sweeps)
+        while pending:
+            now = time.monotonic()
+            for sweep in [sw for sw in pending if sw["deadline"] <= now]:
+                pending.remove(sweep)
+                while select.select([sweep["sock"]], [], [], 0)[0]:  # answers already received count
+                    take(sweep)
+                sweep["sock"].close()
+                found = sweep["found"]
+                up.update(found)
+                if stream:
+                    sys.stdout.write(json.dumps({"network": sweep["network"],
+                                                 "up": sorted(found, key=ipaddress.ip_address), "macs": found}) + "\n")
+                    sys.stdout.flush()
+            if not pending:
+                break
+            wait = max(0.0, min(sw["deadline"] for sw in pending) - time.monotonic())
+            ready, _, _ = select.select([sw["sock"] for sw in pending], [], [], wait)
+            for sweep in pending:
+                if sweep["sock"] in ready:
+                    take(sweep)
+    finally:
+        for sweep in sweeps:
+            sweep["sock"].close()
     return {"up": sorted(up, key=ipaddress.ip_address), "macs": up}
+
+
+_PDST = slice(14 + 24, 14 + 28)  # the target protocol address in an Ethernet ARP request
 
 
 def reach(probes: list[dict[str, Any]], timeout: float) -> dict[str, Any]:
@@ -94,7 +149,7 @@ def main() -> int:
     request = json.loads(sys.stdin.read())
     timeout = float(request.get("timeout", 1.0))
     if request["mode"] == "arp":
-        answer = arp(request["targets"], timeout)
+        answer = arp(request["targets"], timeout, stream=bool(request.get("stream")))
     elif request["mode"] == "reach":
         answer = reach(request["probes"], timeout)
     else:
