@@ -188,6 +188,13 @@ def _fake_id(typ: str, physical: str, inputs: dict[str, Any]) -> str:
     return f"{base}/providers/Microsoft.{namespace}/{kind}/{physical}"
 
 
+def _fake_guid(*parts: str) -> str:
+    """A stable, obviously fake GUID for outputs Azure would assign (principal and client ids)."""
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "estate-mock:" + ":".join(parts)))
+
+
 def make_mocks() -> Any:
     """A pulumi.runtime.Mocks that gives fake ids and echoes inputs (plus `name`) as outputs."""
     import pulumi
@@ -200,6 +207,15 @@ def make_mocks() -> Any:
             if args.typ == "random:index/randomPassword:RandomPassword":
                 # A fixed stand-in, marked secret by the SDK like the real one: it never reaches a plan file.
                 outputs["result"] = "mock-password-" + args.name
+            if args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+                # Azure assigns these; the program hands principal_id to a role assignment.
+                outputs.setdefault("principalId", _fake_guid(args.name, "principal"))
+                outputs.setdefault("clientId", _fake_guid(args.name, "client"))
+            identity = outputs.get("identity")
+            if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+                # Inputs list the identities' ids; Azure answers with a map of id -> principal.
+                outputs["identity"] = {**identity, "userAssignedIdentities": {
+                    str(i): {} for i in identity["userAssignedIdentities"]}}
             if args.typ.startswith("pulumi:providers:"):
                 return f"{args.name}-provider-id", outputs
             fake = _fake_id(args.typ, physical, args.inputs)

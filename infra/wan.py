@@ -297,6 +297,10 @@ def _hub_attr(hub: Any, *names: str) -> Any:
     return None
 
 
+# Built-in role "Key Vault Secrets User" (the same id in every tenant).
+KV_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+
+
 class Breakout(pulumi.ComponentResource):
     """Azure Firewall and its policy: central internet breakout, allow-listed by FQDN and category,
     and the PSN's isolation (declared zones only; see `_psn_collections`)."""
@@ -311,23 +315,35 @@ class Breakout(pulumi.ComponentResource):
         location = hub.region
         tier = conn.firewall_tier
         policy_args: dict[str, Any] = {}
+        policy_name = f"afwp-{estate.organisation.short_name}-{location}"
+        self.tls_identity: Any = None
+        policy_opts = child
         if conn.tls_inspection:
             # Premium only (the schema refuses other tiers). The council's intermediate CA is
-            # uploaded to the network vault as `tls-inspection-ca` (it cannot be generated here).
-            # NOT YET WIRED: the policy also needs a user-assigned identity with Key Vault Secrets
-            # User on the vault; the offline plan's echo mocks cannot return that identity map.
+            # uploaded to the network vault as `tls-inspection-ca` (it cannot be generated here);
+            # the policy reads it through its own user-assigned identity, which needs Key Vault
+            # Secrets User on that vault before the policy is written.
+            self.tls_identity = az.managedidentity.UserAssignedIdentity(
+                f"{name}-tls-identity", resource_name_=f"id-{policy_name}", resource_group_name=rg,
+                location=location, tags=tags, opts=child)
+            grant = az.authorization.RoleAssignment(
+                f"{name}-tls-kv-secrets-user", principal_id=self.tls_identity.principal_id,
+                principal_type="ServicePrincipal", scope=_hub_attr(hub, "key_vault_id"),
+                role_definition_id=f"/providers/Microsoft.Authorization/roleDefinitions/{KV_SECRETS_USER}",
+                description="Azure Firewall policy reads the TLS inspection CA", opts=child)
+            policy_args["identity"] = {"type": "UserAssigned", "user_assigned_identities": [self.tls_identity.id]}
             policy_args["transport_security"] = {"certificate_authority": {
                 "name": "tls-inspection-ca",
                 "key_vault_secret_id": pulumi.Output.concat(_hub_attr(hub, "key_vault_uri") or "",
                                                             "secrets/tls-inspection-ca")}}
             policy_args["intrusion_detection"] = {"mode": "Deny"}
-        policy_name = f"afwp-{estate.organisation.short_name}-{location}"
+            policy_opts = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[grant]))
         self.policy = az.network.FirewallPolicy(
             f"{name}-policy", firewall_policy_name=policy_name,
             resource_group_name=rg, location=location, sku={"tier": tier},
             threat_intel_mode="Deny" if tier != "Basic" else "Alert",
             dns_settings={"enable_proxy": True} if tier != "Basic" else None,
-            opts=child, **policy_args, tags=tags)
+            opts=policy_opts, **policy_args, tags=tags)
         sources = breakout_sources(estate)
         # Union-typed inputs (rule collections, rules) need the Args classes: plain dicts would
         # reach the provider with snake_case keys.
@@ -804,6 +820,7 @@ class HubView:
     hub_vnet_name: Any = None
     subnet_ids: dict[str, Any] = field(default_factory=dict)
     key_vault_uri: Any = None
+    key_vault_id: Any = None
 
 
 def hub_views(ctx: Context, hub: Hub, vault: KeyVaultRef) -> list[HubView]:
@@ -812,14 +829,15 @@ def hub_views(ctx: Context, hub: Hub, vault: KeyVaultRef) -> list[HubView]:
     views = [HubView(design=WanDesign(hub.design), region=hub.region, resource_group_name=hub.resource_group_name,
                      address_space=conn.hub_address_space, virtual_wan_id=hub.virtual_wan_id,
                      virtual_hub_id=hub.virtual_hub_id, virtual_hub_name=hub.virtual_hub_name,
-                     hub_vnet_id=hub.hub_vnet_id, hub_vnet_name=hub.hub_vnet_name, key_vault_uri=vault.vault_uri)]
+                     hub_vnet_id=hub.hub_vnet_id, hub_vnet_name=hub.hub_vnet_name,
+                     key_vault_uri=vault.vault_uri, key_vault_id=vault.id)]
     if hub.secondary_hub is not None and conn.secondary_hub_address_space:
         region = ctx.estate.azure.secondary_region
         views.append(HubView(design=WanDesign.VIRTUAL_WAN, region=region, resource_group_name=hub.resource_group_name,
                              address_space=conn.secondary_hub_address_space, virtual_wan_id=hub.virtual_wan_id,
                              virtual_hub_id=hub.secondary_hub.id,
                              virtual_hub_name=ctx.namer.name("virtual_hub", "connectivity", region=region),
-                             key_vault_uri=vault.vault_uri))
+                             key_vault_uri=vault.vault_uri, key_vault_id=vault.id))
     return views
 
 

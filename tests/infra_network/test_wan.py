@@ -183,6 +183,20 @@ def test_hub_vnet_design_uses_local_gateways_and_a_udr_under_pulumi_mocks(tmp_pa
     assert not plan.by_type(N + "RoutingIntent") and not plan.by_type(N + "HubRouteTable")
     (group,) = plan.by_type(N + "FirewallPolicyRuleCollectionGroup")
     assert {"psn-deny-untrusted", "psn-declared-zones"} <= {c["name"] for c in group.inputs["ruleCollections"]}
+    # TLS inspection (this copy turns it on): the policy reads the CA from the network vault through
+    # its own identity, which holds Key Vault Secrets User on that vault before the policy is written.
+    (policy,) = plan.by_type(N + "FirewallPolicy")
+    (identity,) = plan.by_type("azure-native:managedidentity:UserAssignedIdentity")
+    assert policy.inputs["sku"]["tier"] == "Premium"
+    assert policy.inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity.id]}
+    ca = policy.inputs["transportSecurity"]["certificateAuthority"]
+    assert ca["name"] == "tls-inspection-ca" and ca["keyVaultSecretId"].endswith("secrets/tls-inspection-ca")
+    (vault,) = [v for v in plan.by_type("azure-native:keyvault:Vault")
+                if ca["keyVaultSecretId"] == f"https://{v.inputs['vaultName']}.vault.azure.net/secrets/tls-inspection-ca"]
+    grants = [g for g in plan.by_type("azure-native:authorization:RoleAssignment")
+              if g.inputs.get("roleDefinitionId", "").endswith(wan.KV_SECRETS_USER)]
+    assert len(grants) == 1 and grants[0].inputs["principalType"] == "ServicePrincipal"
+    assert grants[0].inputs["scope"] == vault.id
     subnets = {s.inputs["subnetName"]: s.inputs["addressPrefix"] for s in plan.by_type(N + "Subnet")}
     assert subnets["GatewaySubnet"] == "10.100.0.0/26" and subnets["AzureFirewallSubnet"] == "10.100.0.64/26"
     (policy,) = plan.by_type(N + "FirewallPolicy")
