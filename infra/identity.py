@@ -10,7 +10,7 @@ same Output rather than a copy.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 import pulumi
@@ -22,6 +22,7 @@ from security_checks.model.schema import Estate, SsidPurpose
 if TYPE_CHECKING:
     from .context import Context
     from .hub import Hub
+    from .naming import Namer
 
 CONNECTIVITY = "connectivity"
 IDENTITY = "identity"
@@ -136,7 +137,7 @@ class RadiusServers(pulumi.ComponentResource):
     nsg: az.network.NetworkSecurityGroup | None = None
     backup_vault: az.recoveryservices.Vault | None = None
 
-    def __init__(self, name: str, estate: Estate, vault: KeyVaultRef, *, location: str,
+    def __init__(self, name: str, estate: Estate, vault: KeyVaultRef, *, location: str, namer: Namer,
                  rg_name: str | None = None, vnet_name: str | None = None,
                  tags: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("estate:identity:RadiusServers", name, None, opts)
@@ -144,20 +145,23 @@ class RadiusServers(pulumi.ComponentResource):
         prefix = estate.organisation.short_name
         addresses = nps_addresses(estate)
         self.outputs = IdentityOutputs()
+        namer = replace(namer, region=location)
+        self.namer = namer
         if not addresses:
             self.register_outputs({})
             return
         assert conn.identity_address_space is not None  # nps_addresses raised otherwise
         child = pulumi.ResourceOptions(parent=self)
         tags = {**(tags or {}), "role": "radius", "tier": NPS_TIER}
-        rg = az.resources.ResourceGroup(f"{name}-rg", resource_group_name=rg_name or f"rg-{prefix}-identity-{location}",
+        rg = az.resources.ResourceGroup(f"{name}-rg",
+                                        resource_group_name=rg_name or namer.name("resource_group", "identity"),
                                         location=location, tags=tags, opts=child)
         vnet = az.network.VirtualNetwork(
-            f"{name}-vnet", virtual_network_name=vnet_name or f"vnet-{prefix}-identity-{location}",
+            f"{name}-vnet", virtual_network_name=vnet_name or namer.name("virtual_network", "identity"),
             resource_group_name=rg.name, location=location,
             address_space={"address_prefixes": [conn.identity_address_space]}, tags=tags, opts=child)
         nsg = az.network.NetworkSecurityGroup(
-            f"{name}-nsg", network_security_group_name=f"nsg-{prefix}-nps", resource_group_name=rg.name,
+            f"{name}-nsg", network_security_group_name=namer.name("nsg", "nps"), resource_group_name=rg.name,
             location=location, tags=tags, opts=child,
             security_rules=[
                 # RADIUS from the council's private ranges only; everything else inbound is denied.
@@ -180,12 +184,15 @@ class RadiusServers(pulumi.ComponentResource):
             admin = generated_secret(f"{prefix}-{server}-local-admin", vault, length=24, special=True,
                                      parent=self, content_type="local administrator password")
             nic = az.network.NetworkInterface(
-                f"{name}-{server}-nic", network_interface_name=f"nic-{server}", resource_group_name=rg.name,
+                f"{name}-{server}-nic", network_interface_name=namer.name("nic", server), resource_group_name=rg.name,
                 location=location, tags=tags, opts=child,
                 ip_configurations=[{"name": "ipconfig1", "subnet": {"id": subnet.id},
                                     "private_ip_allocation_method": "Static", "private_ip_address": address}])
             vm_args: dict[str, Any] = dict(
-                vm_name=server, resource_group_name=rg.name, location=location, tags=tags,
+                # The Azure resource follows the convention; the host name stays the estate's server name
+                # (the access points and SSIDs know it by that name).
+                vm_name=namer.name("virtual_machine", server), resource_group_name=rg.name, location=location,
+                tags=tags,
                 hardware_profile={"vm_size": NPS_VM_SIZE},
                 storage_profile={"image_reference": NPS_IMAGE,
                                  "os_disk": {"create_option": "FromImage", "managed_disk": {
@@ -211,7 +218,7 @@ class RadiusServers(pulumi.ComponentResource):
                 vms: dict[str, az.compute.VirtualMachine]) -> None:
         """Daily Azure Backup of the NPS servers (tier 2: rebuildable, but their NPS policy is state)."""
         child = pulumi.ResourceOptions(parent=self)
-        vault_name = f"rsv-{name}-{location}"[:50]
+        vault_name = self.namer.name("recovery_vault", "nps")
         self.backup_vault = az.recoveryservices.Vault(
             f"{name}-rsv", vault_name=vault_name, resource_group_name=rg.name, location=location,
             sku={"name": "RS0", "tier": "Standard"}, identity={"type": "SystemAssigned"},
@@ -222,15 +229,19 @@ class RadiusServers(pulumi.ComponentResource):
                             "soft_delete_state": "AlwaysON", "soft_delete_retention_period_in_days": 14}}},
             tags=tags, opts=child)
         policy = az.recoveryservices.ProtectionPolicy(
-            f"{name}-bkpol", policy_name=f"bkpol-{name}-{NPS_TIER}", vault_name=self.backup_vault.name,
+            f"{name}-bkpol", policy_name=self.namer.name("backup_policy", f"nps-{NPS_TIER}"),
+            vault_name=self.backup_vault.name,
             resource_group_name=rg.name, properties=_daily_backup_policy(NPS_BACKUP_DAYS), tags=tags,
             opts=pulumi.ResourceOptions(parent=self.backup_vault))
+        def vm_name(server: str) -> str:
+            return self.namer.name("virtual_machine", server)
+
         for server, vm in vms.items():
             az.recoveryservices.ProtectedItem(
                 f"{name}-{server}-backup", vault_name=self.backup_vault.name, resource_group_name=rg.name,
                 fabric_name="Azure", container_name=pulumi.Output.concat(
-                    "iaasvmcontainer;iaasvmcontainerv2;", rg.name, f";{server}"),
-                protected_item_name=pulumi.Output.concat("vm;iaasvmcontainerv2;", rg.name, f";{server}"),
+                    "iaasvmcontainer;iaasvmcontainerv2;", rg.name, f";{vm_name(server)}"),
+                protected_item_name=pulumi.Output.concat("vm;iaasvmcontainerv2;", rg.name, f";{vm_name(server)}"),
                 properties=az.recoveryservices.AzureIaaSComputeVMProtectedItemArgs(
                     protected_item_type="Microsoft.Compute/virtualMachines", source_resource_id=vm.id,
                     policy_id=policy.id),
@@ -295,7 +306,7 @@ def build(ctx: Context, hub: Hub) -> Identity:
         placement = IDENTITY if ctx.has_placement(IDENTITY) else CONNECTIVITY
         name = f"{estate.organisation.short_name}-radius"
         vnet_name = ctx.namer.name("virtual_network", "identity")
-        component = RadiusServers(name, estate, vault, location=estate.azure.primary_region,
+        component = RadiusServers(name, estate, vault, location=estate.azure.primary_region, namer=ctx.namer,
                                   rg_name=ctx.namer.name("resource_group", "identity"), vnet_name=vnet_name,
                                   tags=ctx.platform_tags(f"platform-{placement}", placement),
                                   opts=pulumi.ResourceOptions(provider=ctx.provider(placement)))

@@ -66,6 +66,20 @@ KINDS: dict[str, Kind] = {
     "policy_assignment": Kind("pa", 24),
     "management_group": Kind("mg", 90),
     "action_group": Kind("ag", 260),
+    # Connectivity (infra/wan.py) and identity (infra/identity.py).
+    "azure_firewall": Kind("afw", 56),
+    "firewall_policy": Kind("afwp", 80),
+    "public_ip": Kind("pip", 80),
+    "vpn_gateway": Kind("vpng", 80),             # Virtual WAN VPN gateway (Microsoft.Network/vpnGateways)
+    "vnet_gateway": Kind("vgw", 80),             # virtual network gateway (Microsoft.Network/virtualNetworkGateways)
+    "local_network_gateway": Kind("lgw", 80),
+    "vpn_site": Kind("vst", 80),
+    "vpn_connection": Kind("vcn", 80),           # Microsoft.Network/vpnGateways/vpnConnections
+    "connection": Kind("con", 80),               # Microsoft.Network/connections (hub-vnet IPsec connections)
+    "route_table": Kind("rt", 80),
+    "dns_resolver": Kind("dnspr", 80),
+    "private_dns_link": Kind("pdnslink", 80),
+    "managed_identity": Kind("id", 128, 3),
 }
 
 _SLUG = re.compile(r"[^a-z0-9-]+")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pulumi
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .context import Context
     from .hub import Hub
     from .identity import Identity
+    from .naming import Namer
 
 CONNECTIVITY = "connectivity"
 
@@ -315,7 +316,8 @@ class Breakout(pulumi.ComponentResource):
         location = hub.region
         tier = conn.firewall_tier
         policy_args: dict[str, Any] = {}
-        policy_name = f"afwp-{estate.organisation.short_name}-{location}"
+        n: Namer = replace(hub.namer, region=location)
+        policy_name = n.name("firewall_policy", CONNECTIVITY)
         self.tls_identity: Any = None
         policy_opts = child
         if conn.tls_inspection:
@@ -324,7 +326,7 @@ class Breakout(pulumi.ComponentResource):
             # the policy reads it through its own user-assigned identity, which needs Key Vault
             # Secrets User on that vault before the policy is written.
             self.tls_identity = az.managedidentity.UserAssignedIdentity(
-                f"{name}-tls-identity", resource_name_=f"id-{policy_name}", resource_group_name=rg,
+                f"{name}-tls-identity", resource_name_=n.name("managed_identity", "afwp-tls"), resource_group_name=rg,
                 location=location, tags=tags, opts=child)
             grant = az.authorization.RoleAssignment(
                 f"{name}-tls-kv-secrets-user", principal_id=self.tls_identity.principal_id,
@@ -378,7 +380,7 @@ class Breakout(pulumi.ComponentResource):
         self._expected_ip = ""      # hub-vnet: the private IP Azure will assign (see `private_ip`)
         if design is WanDesign.VIRTUAL_WAN:
             self.firewall = az.network.AzureFirewall(
-                f"{name}-afw", azure_firewall_name=f"afw-{estate.organisation.short_name}-{location}",
+                f"{name}-afw", azure_firewall_name=n.name("azure_firewall", CONNECTIVITY),
                 resource_group_name=rg, location=location, sku={"name": "AZFW_Hub", "tier": tier},
                 virtual_hub={"id": _hub_attr(hub, "virtual_hub_id")},
                 hub_ip_addresses=az.network.HubIPAddressesArgs(public_ips=az.network.HubPublicIPAddressesArgs(count=1)),
@@ -387,7 +389,7 @@ class Breakout(pulumi.ComponentResource):
         else:
             subnets = _hub_attr(hub, "subnet_ids") or {}
             pip = az.network.PublicIPAddress(
-                f"{name}-pip", public_ip_address_name=f"pip-afw-{estate.organisation.short_name}-{location}",
+                f"{name}-pip", public_ip_address_name=n.name("public_ip", "afw"),
                 resource_group_name=rg, location=location, sku={"name": "Standard"},
                 public_ip_allocation_method="Static", opts=child, tags=tags)
             ip_configs: Any = [{"name": "ipconfig1", "subnet": {"id": subnets.get("AzureFirewallSubnet")},
@@ -395,14 +397,14 @@ class Breakout(pulumi.ComponentResource):
             extra: dict[str, Any] = {}
             if tier == "Basic":
                 mgmt_pip = az.network.PublicIPAddress(
-                    f"{name}-mgmt-pip", public_ip_address_name=f"pip-afw-mgmt-{estate.organisation.short_name}",
+                    f"{name}-mgmt-pip", public_ip_address_name=n.name("public_ip", "afw-mgmt"),
                     resource_group_name=rg, location=location, sku={"name": "Standard"},
                     public_ip_allocation_method="Static", opts=child, tags=tags)
                 extra["management_ip_configuration"] = {
                     "name": "mgmt", "subnet": {"id": subnets.get("AzureFirewallManagementSubnet")},
                     "public_ip_address": {"id": mgmt_pip.id}}
             self.firewall = az.network.AzureFirewall(
-                f"{name}-afw", azure_firewall_name=f"afw-{estate.organisation.short_name}-{location}",
+                f"{name}-afw", azure_firewall_name=n.name("azure_firewall", CONNECTIVITY),
                 resource_group_name=rg, location=location, sku={"name": "AZFW_VNet", "tier": tier},
                 ip_configurations=ip_configs, firewall_policy={"id": self.policy.id}, opts=child, **extra, tags=tags)
             self._expected_ip = hub_firewall_ip(hub.address_space)
@@ -491,6 +493,7 @@ class SiteVpns(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("estate:wan:SiteVpns", name, None, opts)
         self.tags = dict(tags or {})
+        self.namer: Namer = hub.namer
         self._sites = {s.name: s for s in estate.sites}
         self.attachments = HubAttachments(region=hub.region, firewall_id=firewall.firewall.id)
         self.vpn_site_ids: dict[str, pulumi.Output[str]] = dict(vpn_site_ids or {})
@@ -512,12 +515,13 @@ class SiteVpns(pulumi.ComponentResource):
         tags = self.tags
         rg = hub.resource_group_name
         location = hub.region
-        prefix = estate.organisation.short_name
+        n: Namer = replace(hub.namer, region=location)
         hub_id = _hub_attr(hub, "virtual_hub_id")
         hub_name = _hub_attr(hub, "virtual_hub_name")
         wan_id = _hub_attr(hub, "virtual_wan_id")
         gateway = az.network.VpnGateway(
-            f"{name}-vpngw", gateway_name=f"vpng-{prefix}-{location}", resource_group_name=rg, location=location,
+            f"{name}-vpngw", gateway_name=n.name("vpn_gateway", CONNECTIVITY), resource_group_name=rg,
+            location=location,
             virtual_hub={"id": hub_id}, vpn_gateway_scale_unit=_scale_units(estate),
             bgp_settings={"asn": 65515}, opts=child, tags=tags)
         self.attachments.gateway_id = gateway.id
@@ -538,8 +542,8 @@ class SiteVpns(pulumi.ComponentResource):
                                          bgp_address=_bgp_address(site.ranges), provider=site.wan.provider,
                                          mbps=site.wan.bandwidth_mbps, role="site")
             self.attachments.site_connections[site.name] = az.network.VpnConnection(
-                f"{name}-{site.name}-conn", connection_name=f"conn-{site.name}", gateway_name=gateway.name,
-                resource_group_name=rg, remote_vpn_site={"id": site_id}, opts=child,
+                f"{name}-{site.name}-conn", connection_name=n.name("vpn_connection", site.name),
+                gateway_name=gateway.name, resource_group_name=rg, remote_vpn_site={"id": site_id}, opts=child,
                 vpn_connection_protocol_type="IKEv2", ipsec_policies=_ipsec(),
                 vpn_link_connections=[_link_connection(site.name, site_id, keys[site.name], site.wan.bgp_asn,
                                                        site.wan.bandwidth_mbps)])
@@ -565,7 +569,8 @@ class SiteVpns(pulumi.ComponentResource):
                                      provider=link.provider, mbps=link.bandwidth_mbps, role=PSN_ROLE_TAG)
         self.vpn_site_ids[psn] = psn_site_id
         self.attachments.psn_connection = az.network.VpnConnection(
-            f"{name}-{psn}-conn", connection_name=f"conn-{psn}", gateway_name=gateway.name, resource_group_name=rg,
+            f"{name}-{psn}-conn", connection_name=n.name("vpn_connection", psn), gateway_name=gateway.name,
+            resource_group_name=rg,
             remote_vpn_site={"id": psn_site_id}, vpn_connection_protocol_type="IKEv2", ipsec_policies=_ipsec(),
             vpn_link_connections=[_link_connection(psn, psn_site_id, keys[psn], link.bgp_asn, link.bandwidth_mbps)],
             opts=child)
@@ -578,7 +583,8 @@ class SiteVpns(pulumi.ComponentResource):
         if asn and bgp_address:
             link["bgp_properties"] = {"asn": asn, "bgp_peering_address": bgp_address}
         site = az.network.VpnSite(
-            f"{name}-{key}-site", vpn_site_name=f"vst-{key}", resource_group_name=rg, location=location,
+            f"{name}-{key}-site", vpn_site_name=self.namer.name("vpn_site", key, region=location),
+            resource_group_name=rg, location=location,
             virtual_wan={"id": wan_id}, address_space={"address_prefixes": list(ranges)},
             device_properties=cast(Any, {"device_vendor": "council-site", "link_speed_in_mbps": mbps}),
             vpn_site_links=[link], tags={**self.tags, **_site_tags(self._sites.get(key), key, role)},
@@ -594,7 +600,7 @@ class SiteVpns(pulumi.ComponentResource):
         tags = self.tags
         rg = hub.resource_group_name
         location = hub.region
-        prefix = estate.organisation.short_name
+        n: Namer = replace(hub.namer, region=location)
         link = estate.azure.connectivity.psn
         psn = psn_name(estate)
         reach = psn_reach(estate)
@@ -605,10 +611,10 @@ class SiteVpns(pulumi.ComponentResource):
         # an azure-native Subnet takes it as a property) -> VPN gateway (in the GatewaySubnet).
         gateway_subnet = subnets.add("GatewaySubnet", route_table=route_table)
         pip = az.network.PublicIPAddress(
-            f"{name}-vpngw-pip", public_ip_address_name=f"pip-vpng-{prefix}-{location}", resource_group_name=rg,
+            f"{name}-vpngw-pip", public_ip_address_name=n.name("public_ip", "vgw"), resource_group_name=rg,
             location=location, sku={"name": "Standard"}, public_ip_allocation_method="Static", opts=child, tags=tags)
         gateway = az.network.VirtualNetworkGateway(
-            f"{name}-vpngw", virtual_network_gateway_name=f"vpng-{prefix}-{location}", resource_group_name=rg,
+            f"{name}-vpngw", virtual_network_gateway_name=n.name("vnet_gateway", CONNECTIVITY), resource_group_name=rg,
             location=location, gateway_type="Vpn", vpn_type="RouteBased", vpn_gateway_generation="Generation2",
             sku={"name": "VpnGw2AZ", "tier": "VpnGw2AZ"}, enable_bgp=True, active_active=False,
             bgp_settings={"asn": 65515},
@@ -626,11 +632,13 @@ class SiteVpns(pulumi.ComponentResource):
                 lng_args["bgp_settings"] = {"asn": asn, "bgp_peering_address": bgp_address}
             role = PSN_ROLE_TAG if key == psn and has_psn else "site"
             lng = az.network.LocalNetworkGateway(
-                f"{name}-{key}-lng", local_network_gateway_name=f"lgw-{key}", resource_group_name=rg,
+                f"{name}-{key}-lng", local_network_gateway_name=n.name("local_network_gateway", key),
+                resource_group_name=rg,
                 location=location, gateway_ip_address=ip, local_network_address_space={"address_prefixes": ranges},
                 tags={**self.tags, **_site_tags(self._sites.get(key), key, role)}, opts=child, **lng_args)
             conn = az.network.VirtualNetworkGatewayConnection(
-                f"{name}-{key}-conn", virtual_network_gateway_connection_name=f"conn-{key}", resource_group_name=rg,
+                f"{name}-{key}-conn", virtual_network_gateway_connection_name=n.name("connection", key),
+                resource_group_name=rg,
                 location=location, connection_type="IPsec", connection_protocol="IKEv2",
                 virtual_network_gateway1={"id": gateway.id}, local_network_gateway2={"id": lng.id},
                 shared_key=keys[key], enable_bgp=bool(lng_args), ipsec_policies=_ipsec(),
@@ -664,7 +672,7 @@ class SiteVpns(pulumi.ComponentResource):
         routes += [{"name": f"declared-{i}", "address_prefix": p, "next_hop_type": "VirtualAppliance",
                     "next_hop_ip_address": next_hop} for i, p in enumerate(reach.prefixes)]
         table = az.network.RouteTable(
-            f"{name}-{psn}-rt", route_table_name=f"rt-{ROUTE_TABLE_PSN}-{hub.region}",
+            f"{name}-{psn}-rt", route_table_name=hub.namer.name("route_table", ROUTE_TABLE_PSN, region=hub.region),
             resource_group_name=hub.resource_group_name, location=hub.region,
             disable_bgp_route_propagation=False, routes=routes,
             tags={**self.tags, "estate-role": PSN_ROLE_TAG}, opts=pulumi.ResourceOptions(parent=self))
@@ -728,7 +736,7 @@ class PrivateDns(pulumi.ComponentResource):
         conn = estate.azure.connectivity
         rg = hub.resource_group_name
         location = hub.region
-        prefix = estate.organisation.short_name
+        n: Namer = replace(hub.namer, region=location)
         linked: list[tuple[str, pulumi.Input[str]]] = []
         self.inbound_ip: pulumi.Output[str] | None = None
         self.vnet: az.network.VirtualNetwork | None = None
@@ -736,12 +744,12 @@ class PrivateDns(pulumi.ComponentResource):
         if conn.dns_resolver_address_space:
             inbound, outbound = dns_subnets(conn.dns_resolver_address_space)
             vnet = az.network.VirtualNetwork(
-                f"{name}-vnet", virtual_network_name=f"vnet-{prefix}-dns-{location}", resource_group_name=rg,
+                f"{name}-vnet", virtual_network_name=n.name("virtual_network", "dns"), resource_group_name=rg,
                 location=location, address_space={"address_prefixes": [conn.dns_resolver_address_space]},
                 opts=child, tags=tags)
             self.vnet = vnet
             self.nsg = az.network.NetworkSecurityGroup(
-                f"{name}-nsg", network_security_group_name=f"nsg-{prefix}-dns-{location}", resource_group_name=rg,
+                f"{name}-nsg", network_security_group_name=n.name("nsg", "dns"), resource_group_name=rg,
                 location=location, tags=tags, opts=child,
                 security_rules=[
                     # DNS queries from the council's own ranges only.
@@ -763,7 +771,7 @@ class PrivateDns(pulumi.ComponentResource):
                 network_security_group={"id": self.nsg.id},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[in_subnet]))
             resolver = az.dnsresolver.DnsResolver(
-                f"{name}-resolver", dns_resolver_name=f"dnspr-{prefix}-{location}", resource_group_name=rg,
+                f"{name}-resolver", dns_resolver_name=n.name("dns_resolver", "dns"), resource_group_name=rg,
                 location=location, virtual_network={"id": vnet.id}, opts=child, tags=tags)
             endpoint = az.dnsresolver.InboundEndpoint(
                 f"{name}-inbound-ep", inbound_endpoint_name="inbound", dns_resolver_name=resolver.name,
@@ -774,12 +782,13 @@ class PrivateDns(pulumi.ComponentResource):
             linked.append(("dns", vnet.id))
             if WanDesign(hub.design) is WanDesign.VIRTUAL_WAN and _hub_attr(hub, "virtual_hub_name"):
                 az.network.HubVirtualNetworkConnection(
-                    f"{name}-hub-conn", connection_name=f"conn-dns-{location}",
+                    f"{name}-hub-conn", connection_name=n.name("hub_connection", "dns"),
                     virtual_hub_name=_hub_attr(hub, "virtual_hub_name"), resource_group_name=rg,
                     remote_virtual_network={"id": vnet.id}, enable_internet_security=True, opts=child)
             elif _hub_attr(hub, "hub_vnet_name"):
                 az.network.VirtualNetworkPeering(
-                    f"{name}-peer-hub", virtual_network_peering_name="dns-to-hub", virtual_network_name=vnet.name,
+                    f"{name}-peer-hub", virtual_network_peering_name=n.name("peering", "dns-to-hub"),
+                    virtual_network_name=vnet.name,
                     resource_group_name=rg, remote_virtual_network={"id": _hub_attr(hub, "hub_vnet_id")},
                     allow_forwarded_traffic=True, use_remote_gateways=False, opts=child)
         if WanDesign(hub.design) is WanDesign.HUB_VNET and _hub_attr(hub, "hub_vnet_id"):
@@ -798,7 +807,7 @@ class PrivateDns(pulumi.ComponentResource):
             self.zone_ids[service] = zone.id
             for label, vnet_id in linked:
                 az.privatedns.VirtualNetworkLink(
-                    f"{name}-{service}-{label}-link", virtual_network_link_name=f"link-{label}-{location}",
+                    f"{name}-{service}-{label}-link", virtual_network_link_name=n.name("private_dns_link", label),
                     private_zone_name=zone_name, resource_group_name=zone_rg, location="global",
                     virtual_network={"id": vnet_id}, registration_enabled=False, tags=tags,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[zone]))
@@ -813,6 +822,7 @@ class HubView:
     region: str
     resource_group_name: Any
     address_space: str
+    namer: Namer                  # the one naming convention (infra/naming.py) for every physical name
     virtual_wan_id: Any = None
     virtual_hub_id: Any = None
     virtual_hub_name: Any = None
@@ -827,14 +837,15 @@ def hub_views(ctx: Context, hub: Hub, vault: KeyVaultRef) -> list[HubView]:
     """The primary hub, then the secondary virtual hub when the estate has one (virtual-wan)."""
     conn = ctx.estate.azure.connectivity
     views = [HubView(design=WanDesign(hub.design), region=hub.region, resource_group_name=hub.resource_group_name,
-                     address_space=conn.hub_address_space, virtual_wan_id=hub.virtual_wan_id,
+                     address_space=conn.hub_address_space, namer=ctx.namer, virtual_wan_id=hub.virtual_wan_id,
                      virtual_hub_id=hub.virtual_hub_id, virtual_hub_name=hub.virtual_hub_name,
                      hub_vnet_id=hub.hub_vnet_id, hub_vnet_name=hub.hub_vnet_name,
                      key_vault_uri=vault.vault_uri, key_vault_id=vault.id)]
     if hub.secondary_hub is not None and conn.secondary_hub_address_space:
         region = ctx.estate.azure.secondary_region
         views.append(HubView(design=WanDesign.VIRTUAL_WAN, region=region, resource_group_name=hub.resource_group_name,
-                             address_space=conn.secondary_hub_address_space, virtual_wan_id=hub.virtual_wan_id,
+                             address_space=conn.secondary_hub_address_space, namer=ctx.namer,
+                             virtual_wan_id=hub.virtual_wan_id,
                              virtual_hub_id=hub.secondary_hub.id,
                              virtual_hub_name=ctx.namer.name("virtual_hub", "connectivity", region=region),
                              key_vault_uri=vault.vault_uri, key_vault_id=vault.id))

@@ -58,3 +58,12 @@ def test_names_azure_would_refuse_are_refused(kind: str, name: str) -> None:
     assert kind in KINDS
     with pytest.raises(EstateInputError):
         validate(kind, name)
+
+
+def test_connectivity_kinds_use_caf_abbreviations() -> None:
+    assert N.name("vpn_site", "civic-centre") == "vst-hdc-civic-centre-prod-uks"
+    assert N.name("local_network_gateway", "psn", region="ukwest") == "lgw-hdc-psn-prod-ukw"
+    assert N.name("azure_firewall", "connectivity") == "afw-hdc-connectivity-prod-uks"
+    assert N.name("managed_identity", "afwp-tls") == "id-hdc-afwp-tls-prod-uks"
+    # Azure Firewall names stop at 56 characters: a long workload is shortened with a hash.
+    assert len(N.name("azure_firewall", "x" * 80)) <= 56

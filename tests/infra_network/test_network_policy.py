@@ -443,7 +443,7 @@ def test_planted_unattached_psn_route_table_in_hub_vnet_is_caught_under_pulumi_m
     assert set(found) == {"infra.policy.psn_route_isolation"}
     (violation,) = found["infra.policy.psn_route_isolation"]
     assert violation.resource_type == nr.ROUTE_TABLE
-    assert violation.message.startswith("PSN route table rt-psn-uksouth is not associated with the GatewaySubnet "
+    assert violation.message.startswith("PSN route table rt-hdc-psn-prod-uks is not associated with the GatewaySubnet "
                                         "(with no subnet)")
     file, _line = plan.origin(plan.by_urn(violation.urn))
     assert file.endswith("organisation.yaml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +32,17 @@ def test_a_vpn_site_and_connection_per_council_site_under_pulumi_mocks(demo_plan
     estate = demo_loaded.estate
     sites = _by_name(demo_plan, N + "VpnSite")
     conns = _by_name(demo_plan, N + "VpnConnection")
-    assert set(sites) == {f"vst-{s.name}" for s in estate.sites} | {"vst-psn"}
-    assert set(conns) == {f"conn-{s.name}" for s in estate.sites} | {"conn-psn"}
+    assert set(sites) == {f"vst-hdc-{s.name}-prod-uks" for s in estate.sites} | {"vst-hdc-psn-prod-uks"}
+    assert set(conns) == {f"vcn-hdc-{s.name}-prod-uks" for s in estate.sites} | {"vcn-hdc-psn-prod-uks"}
     for site in estate.sites:
-        vst = sites[f"vst-{site.name}"]
+        vst = sites[f"vst-hdc-{site.name}-prod-uks"]
         link = vst.inputs["vpnSiteLinks"][0]
         assert link["ipAddress"] == site.wan.public_ip
         assert link["bgpProperties"]["asn"] == site.wan.bgp_asn
         assert link["linkProperties"]["linkSpeedInMbps"] == site.wan.bandwidth_mbps
         assert vst.inputs["addressSpace"]["addressPrefixes"] == site.ranges
         assert vst.tags["estate-role"] == "site"
-        conn = conns[f"conn-{site.name}"]
+        conn = conns[f"vcn-hdc-{site.name}-prod-uks"]
         # Each connection points at its own site, not a neighbour's.
         assert conn.inputs["remoteVpnSite"]["id"] == vst.id
 
@@ -78,10 +79,10 @@ def test_virtual_wan_psn_uses_routing_intent_and_no_hub_route_table_under_pulumi
     assert reach.rules == ("CIV-004", "CIV-011")
     assert set(reach.zones) == {"corporate", "azure"}
     # The PSN's VPN site advertises the PSN prefixes and nothing else.
-    psn_site = _by_name(demo_plan, N + "VpnSite")["vst-psn"]
+    psn_site = _by_name(demo_plan, N + "VpnSite")["vst-hdc-psn-prod-uks"]
     assert psn_site.inputs["addressSpace"]["addressPrefixes"] == list(reach.psn_prefixes)
     assert psn_site.tags["estate-role"] == "psn" and "untrusted-prefixes" not in psn_site.tags
-    assert conns["conn-psn"].inputs["remoteVpnSite"]["id"] == psn_site.id
+    assert conns["vcn-hdc-psn-prod-uks"].inputs["remoteVpnSite"]["id"] == psn_site.id
 
 
 def _untrusted(estate: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -161,8 +162,8 @@ def test_hub_vnet_design_uses_local_gateways_and_a_udr_under_pulumi_mocks(tmp_pa
     estate = load_estate(estate_dir).estate
     assert not plan.by_type(N + "VpnSite")
     lngs = _by_name(plan, N + "LocalNetworkGateway")
-    assert set(lngs) == {f"lgw-{s.name}" for s in estate.sites} | {"lgw-psn"}
-    assert lngs["lgw-civic-centre"].inputs["gatewayIpAddress"] == "203.0.113.10"
+    assert set(lngs) == {f"lgw-hdc-{s.name}-prod-uks" for s in estate.sites} | {"lgw-hdc-psn-prod-uks"}
+    assert lngs["lgw-hdc-civic-centre-prod-uks"].inputs["gatewayIpAddress"] == "203.0.113.10"
     for conn in plan.by_type(N + "VirtualNetworkGatewayConnection"):
         assert conn.inputs["connectionProtocol"] == "IKEv2"
         assert conn.inputs["ipsecPolicies"][0]["pfsGroup"] == "ECP384"
@@ -262,3 +263,67 @@ def test_hub_vnet_creation_order_has_no_cycle_under_pulumi_mocks(tmp_path: Path,
     assert firewall.urn in deps[udr.urn]
     assert {udr.urn, urn["hub-azurefirewallmanagementsubnet"]} <= deps[urn["hub-gatewaysubnet"]]
     assert urn["hub-gatewaysubnet"] in deps[gateway.urn]
+
+
+# The physical name input of each Azure resource type the hub, identity and WAN code create, and
+# its kind in infra/naming.py's KINDS.
+PHYSICAL_NAMES: dict[str, tuple[str, str]] = {
+    N + "AzureFirewall": ("azureFirewallName", "azure_firewall"),
+    N + "FirewallPolicy": ("firewallPolicyName", "firewall_policy"),
+    N + "PublicIPAddress": ("publicIpAddressName", "public_ip"),
+    N + "VpnGateway": ("gatewayName", "vpn_gateway"),
+    N + "VirtualNetworkGateway": ("virtualNetworkGatewayName", "vnet_gateway"),
+    N + "LocalNetworkGateway": ("localNetworkGatewayName", "local_network_gateway"),
+    N + "VpnSite": ("vpnSiteName", "vpn_site"),
+    N + "VpnConnection": ("connectionName", "vpn_connection"),
+    N + "VirtualNetworkGatewayConnection": ("virtualNetworkGatewayConnectionName", "connection"),
+    N + "HubVirtualNetworkConnection": ("connectionName", "hub_connection"),
+    N + "VirtualNetworkPeering": ("virtualNetworkPeeringName", "peering"),
+    N + "RouteTable": ("routeTableName", "route_table"),
+    N + "VirtualNetwork": ("virtualNetworkName", "virtual_network"),
+    N + "NetworkSecurityGroup": ("networkSecurityGroupName", "nsg"),
+    N + "NetworkInterface": ("networkInterfaceName", "nic"),
+    "azure-native:dnsresolver:DnsResolver": ("dnsResolverName", "dns_resolver"),
+    "azure-native:privatedns:VirtualNetworkLink": ("virtualNetworkLinkName", "private_dns_link"),
+    "azure-native:managedidentity:UserAssignedIdentity": ("resourceName", "managed_identity"),
+    "azure-native:recoveryservices:Vault": ("vaultName", "recovery_vault"),
+    "azure-native:recoveryservices:ProtectionPolicy": ("policyName", "backup_policy"),
+    "azure-native:compute:VirtualMachine": ("vmName", "virtual_machine"),
+    "azure-native:resources:ResourceGroup": ("resourceGroupName", "resource_group"),
+    "azure-native:keyvault:Vault": ("vaultName", "key_vault"),
+}
+
+
+def test_every_network_resource_follows_the_naming_convention_under_pulumi_mocks(
+        demo_plan: Any, tmp_path: Path) -> None:
+    """One convention (infra/naming.py) for every Azure physical name, in both WAN designs:
+    <abbrev>-<org>-<workload>-<env>-<region>, within Azure's limits for the kind."""
+    from infra.naming import KINDS, REGION_ABBREV, validate
+
+    hub_vnet = network_plan(copy_demo(tmp_path / "estate", {"organisation.yaml": [
+        ("design: virtual-wan", "design: hub-vnet"),
+        ("hub_address_space: 10.100.0.0/23", "hub_address_space: 10.100.0.0/23\n    firewall_tier: Premium\n"
+                                              "    tls_inspection: true"),
+        ("    firewall_tier: Standard\n    tls_inspection: false\n", ""),
+    ]}))
+    seen: set[str] = set()
+    for plan in (demo_plan, hub_vnet):
+        for typ, (key, kind) in PHYSICAL_NAMES.items():
+            for r in plan.by_type(typ):
+                name = r.inputs[key]
+                if typ == N + "VirtualNetworkPeering" and name is None:
+                    continue
+                validate(kind, name)
+                abbrev = KINDS[kind].abbrev
+                assert re.fullmatch(rf"{abbrev}-hdc-[a-z0-9-]+-prod-({'|'.join(REGION_ABBREV.values())})(-\d\d)?",
+                                    name), (typ, r.name, name)
+                seen.add(typ)
+    # Every type above occurs in one design or the other, so none of the checks is vacuous.
+    assert seen == set(PHYSICAL_NAMES)
+    # Per-site resources carry the site's name, hub resources the workload.
+    sites = {r.inputs["vpnSiteName"] for r in demo_plan.by_type(N + "VpnSite")}
+    assert "vst-hdc-civic-centre-prod-uks" in sites
+    assert {r.inputs["azureFirewallName"] for r in demo_plan.by_type(N + "AzureFirewall")} >= {
+        "afw-hdc-connectivity-prod-uks"}
+    (rt,) = hub_vnet.by_type(N + "RouteTable")
+    assert rt.inputs["routeTableName"] == "rt-hdc-psn-prod-uks"

@@ -88,7 +88,7 @@ def test_generated_keys_reach_key_vault_and_travel_only_as_secrets_under_pulumi_
     assert vpn.inputs["properties"]["value"] == "generated:hdc-vpn-psk-civic-centre-value"
     assert "properties" in vpn.secret_keys
     conn = next(r for r in demo_engine.by_type("network:VpnConnection")
-                if r.inputs["connectionName"] == "conn-civic-centre")
+                if r.inputs["connectionName"] == "vcn-hdc-civic-centre-prod-uks")
     assert conn.inputs["vpnLinkConnections"][0]["sharedKey"] == "generated:hdc-vpn-psk-civic-centre-value"
     assert "vpnLinkConnections" in conn.secret_keys
     for r in demo_engine.by_type(SSID):
