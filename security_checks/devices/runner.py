@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..procs import pid_alive
 from .controls import PLAYBOOKS
 from .scrub import Scrubber
 
@@ -109,18 +110,10 @@ def remove_stale_private_dirs(work: Path) -> list[Path]:
     removed = []
     for entry in work.glob("devices-runner-*"):
         pid = entry.name.split("-")[2]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

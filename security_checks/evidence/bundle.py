@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..model.loader import LoadedEstate
+from ..procs import pid_alive
 from ..report.context import sha256_file
 from ..store import Store, _operator, fsync_tree
 from . import keys
@@ -134,12 +135,8 @@ def _remove_abandoned(dest_root: Path) -> None:
             pid = int(entry.name.rsplit("-", 2)[-2])
         except (ValueError, IndexError):
             continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_alive(pid):   # a live seal, ours or someone else's, keeps its directory
             shutil.rmtree(entry, ignore_errors=True)
-        except PermissionError:
-            continue  # alive, someone else's
 
 
 def _scrub(root: Path) -> list[dict[str, str]]:

@@ -133,7 +133,7 @@ def compare(estate: Estate, result: ScanResult, ctx: ScanContext) -> list[Findin
         seen_up.add(host.address)
         findings.extend(_host_findings(index, host, result, ctx))
     findings.extend(_declared_down(index, result, ctx, seen_up))
-    return _dedupe(findings)
+    return dedupe(findings)
 
 
 def _fail(check: str, asset: str, key: str, info: AddressInfo, ctx: ScanContext, observed: str, expected: str,
@@ -340,7 +340,7 @@ def _extra_state(host: HostResult, protocol: str) -> str:
     return states[0] if len(states) == 1 else ("closed" if "closed" in states else (states[0] if states else ""))
 
 
-def _dedupe(findings: list[Finding]) -> list[Finding]:
+def dedupe(findings: list[Finding]) -> list[Finding]:
     out: dict[str, Finding] = {}
     for f in findings:
         prev = out.get(f.id)

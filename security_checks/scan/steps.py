@@ -24,6 +24,7 @@ from ..lab.topology import Lab, build_lab, load_faults
 from ..model.loader import LoadedEstate
 from ..store import RunWriter
 from . import engine
+from .drift import dedupe
 from .scope import authorise
 
 
@@ -126,16 +127,9 @@ def scan_lab(loaded: LoadedEstate, lab: Lab, run: RunWriter, home: Path, profile
         done = list(pool.map(one, list(lab.scanners)))
     findings = [f for fs, _ in done for f in fs]
     notes = [n for _, n in done]
-    return _merge(findings), notes
+    return dedupe(findings), notes
 
 
-def _merge(findings: list[Finding]) -> list[Finding]:
-    out: dict[str, Finding] = {}
-    for f in findings:
-        prev = out.get(f.id)
-        if prev is None or (f.failing and not prev.failing):
-            out[f.id] = f
-    return list(out.values())
 
 
 def lab_scan(ctx: StepContext) -> StepResult:
