@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from .loader import Path_, Problem, field_name
-
-if TYPE_CHECKING:
-    from .loader import LoadedEstate
+from .located import LoadedEstate, Path_, Problem, field_name
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -10,63 +10,21 @@ can print `file:line: field: message` for all of them at once.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from .crossref import cross_reference
+from .located import EstateError, LoadedEstate, Path_, Problem, field_name
 from .schema import SECTIONS, Estate
 
-Path_ = tuple[str | int, ...]
+# Many callers import these from here, where they used to live (see located.py).
+__all__ = ["MAX_FILE_BYTES", "EstateError", "LoadedEstate", "Path_", "Problem", "field_name", "load_estate"]
 
 # An estate file is hand-written configuration: anything this large is a mistake or an attack.
 MAX_FILE_BYTES = 5 * 1024 * 1024
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    file: str
-    line: int
-    field: str
-    message: str
-    policy: bool = False  # also enforced by the infrastructure policy pack (see crossref.py)
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}: {self.field}: {self.message}"
-
-
-class EstateError(Exception):
-    """The estate could not be loaded; `problems` lists every reason."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = sorted(set(problems))
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-@dataclass
-class LoadedEstate:
-    estate: Estate
-    root: Path
-    locations: dict[Path_, tuple[str, int]]
-    digest: str  # sha256 over the files, in order: which estate a run assessed
-
-    def where(self, path: Path_) -> tuple[str, int]:
-        """File and line of the value at `path`, or of its closest enclosing value."""
-        p = tuple(path)
-        while p:
-            if p in self.locations:
-                return self.locations[p]
-            p = p[:-1]
-        return (str(self.root), 0)
-
-
-def field_name(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top)"
 
 
 class _Composer:
@@ -208,8 +166,6 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
         raise EstateError(problems) from None
 
     loaded = LoadedEstate(estate, root, locations, digest.hexdigest())
-    from .crossref import cross_reference  # late: crossref needs LoadedEstate
-
     problems = [p for p in cross_reference(loaded) if policy or not p.policy]
     if problems:
         raise EstateError(problems)

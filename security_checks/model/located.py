@@ -1,0 +1,59 @@
+"""An estate as loaded, with where each value came from, and what can be wrong with it.
+
+`LoadedEstate` (the model, its directory, file and line per value, and its digest) and `Problem`
+(file, line, field, message) are shared by the loader, which makes them, and the cross-reference
+rules, which judge a loaded estate; neither needs the other to name them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .schema import Estate
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    file: str
+    line: int
+    field: str
+    message: str
+    policy: bool = False  # also enforced by the infrastructure policy pack (see crossref.py)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+class EstateError(Exception):
+    """The estate could not be loaded; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class LoadedEstate:
+    estate: Estate
+    root: Path
+    locations: dict[Path_, tuple[str, int]]
+    digest: str  # sha256 over the files, in order: which estate a run assessed
+
+    def where(self, path: Path_) -> tuple[str, int]:
+        """File and line of the value at `path`, or of its closest enclosing value."""
+        p = tuple(path)
+        while p:
+            if p in self.locations:
+                return self.locations[p]
+            p = p[:-1]
+        return (str(self.root), 0)
+
+
+def field_name(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
