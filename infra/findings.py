@@ -79,7 +79,7 @@ def assess_step(ctx: StepContext) -> StepResult:
 
     from .config import EstateInputError
     from .plan import evaluate, run_plan
-    from .policy.rules import RULES
+    from .policy.pack import RULES
 
     try:
         plan = run_plan(ctx.loaded)

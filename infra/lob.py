@@ -37,6 +37,7 @@ from security_checks.model.schema import (
     Tier,
     ZoneKind,
 )
+from security_checks.network.reach import private_link_zones, zone_prefixes
 
 from .context import Context, vault_properties
 from .hub import Hub, connect_spoke
@@ -70,12 +71,9 @@ IMAGES: dict[OperatingSystem, dict[str, str]] = {
 VM_SIZE = {Tier.TIER1: "Standard_D4s_v5", Tier.TIER2: "Standard_D4s_v5", Tier.TIER3: "Standard_D2s_v5"}
 ADMIN_USER = "estateadmin"
 
-# Private DNS zones private endpoints register in (Azure's documented names).
-PRIVATE_ZONES = {
-    "sites": "privatelink.azurewebsites.net",
-    "sqlServer": "privatelink.database.windows.net",
-    "vault": "privatelink.vaultcore.azure.net",
-}
+# Private DNS zones the LOB systems' private endpoints register in, by private-link group id
+# (sites, sqlServer, vault): web apps, SQL and Key Vault. infra/wan.py links these same zones.
+PRIVATE_ZONES = private_link_zones(("web", "sql", "keyvault"))
 
 # Priorities: declared flows from 100, management from 300, the explicit deny at 4096.
 FLOW_PRIORITY = 100
@@ -124,7 +122,7 @@ def zone_sources(estate: Estate, zone_name: str) -> list[str]:
         return ["Internet"]
     if zone.kind is ZoneKind.CLOUD:
         return ["VirtualNetwork"]
-    nets = [v.network for _, v in estate.vlans_in_zone(zone_name)]
+    nets = [ipaddress.ip_network(p) for p in zone_prefixes(estate, zone_name)]
     v4 = ipaddress.collapse_addresses(n for n in nets if n.version == 4)
     v6 = ipaddress.collapse_addresses(n for n in nets if n.version == 6)
     return [str(n) for n in (*v4, *v6)]

@@ -6,7 +6,10 @@ fake ARM-style ids and echo the inputs back as outputs (plus the resource's own 
 `Output` resolves (preview=False) and the program runs exactly as it would against Azure, minus
 the provider's server-side defaults.
 
-Other modules (the policy rules, the WAN helper's tests, the benchmark) use:
+security_checks never imports this module (it would load the Pulumi and Azure SDKs and the mock
+runtime's process-global state into its own process): it runs `python -m infra.plan_cli`, which
+writes the plan and its violations as one JSON document. Inside infra (plan_cli, the tests, the
+benchmark):
 
     plan = run_plan(loaded, InfraConfig(...))     # -> Plan
     plan.resources                                # [PlannedResource(type, name, urn, parent, inputs, id, ...)]
@@ -29,10 +32,13 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
+
+from .policy.pack import RULES
+from .policy.rules import PolicyResource, Rule, Violation, check_resource
 
 if TYPE_CHECKING:
     from pulumi.runtime import Mocks
@@ -386,14 +392,29 @@ def run_plan(loaded: LoadedEstate, config: InfraConfig | None = None) -> Plan:
                 loaded=loaded, built=built)
 
 
-def evaluate(plan: Plan, rules: Iterable[Any] | None = None) -> list[Any]:
-    """Every policy violation in the plan (see infra/policy/rules.py).
+def evaluate_plan(plan: Plan, rules: Sequence[Rule]) -> list[Violation]:
+    """The rules' violations over the plan's custom resources, as the plan's inputs show them
+    (`evaluate` is the one to call: it lets the rules see secrets and masks them in messages)."""
+    resources = [r for r in plan.resources if r.custom and not r.type.startswith("pulumi:providers:")]
+    out: list[Violation] = []
+    for r in resources:
+        for rule, message in check_resource(rules, r.type, r.inputs):
+            out.append(Violation(rule.check_id, r.type, r.name, r.urn, message))
+    views = [PolicyResource(type=r.type, name=r.name, urn=r.urn, props=r.inputs, id=r.id) for r in resources]
+    for rule in rules:
+        if rule.stack is None:
+            continue
+        for res, message in rule.stack(views):
+            out.append(Violation(rule.check_id, res.type, res.name, res.urn, message))
+    return out
+
+
+def evaluate(plan: Plan, rules: Iterable[Rule] | None = None) -> list[Violation]:
+    """Every policy violation in the plan (the rules of infra/policy/pack.py, unless given).
 
     The rules see the unredacted inputs; what comes back is printed and stored, so any secret value
     a message quotes is masked.
     """
-    from .policy.rules import RULES, evaluate_plan
-
     view = Plan(stack=plan.stack, origins=plan.origins, loaded=plan.loaded, built=plan.built, resources=[
         replace(r, inputs=r.policy_inputs) if r.policy_inputs is not None else r for r in plan.resources])
     violations = evaluate_plan(view, list(rules) if rules is not None else RULES)

@@ -28,9 +28,22 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import pulumi
 import pulumi_azure_native as az
 
-from security_checks.model.schema import Estate, Hosting, Site, VlanPurpose, WanDesign, ZoneKind
+from security_checks.model.schema import Estate, Site, WanDesign
+from security_checks.network.reach import (
+    PRIVATE_LINK_GROUPS,
+    PsnReach,
+    breakout_sources,
+    private_dns_zones,
+    psn_flows,
+    psn_name,
+    psn_reach,
+    untrusted_estate_prefixes,
+    untrusted_prefixes,
+    vpn_sites,
+)
 
 from .identity import KeyVaultRef, generated_secret
+from .standards import IPSEC_POLICY, PSN_ROLE_TAG, ROUTE_TABLE_PSN
 
 if TYPE_CHECKING:
     from .context import Context
@@ -40,37 +53,7 @@ if TYPE_CHECKING:
 
 CONNECTIVITY = "connectivity"
 
-# IKEv2 with one strong proposal per connection (NCSC's PSN/PRIME-style profile): AES-256-GCM for
-# ESP, AES-256 with SHA-384 for IKE, ECP384 for both DH and PFS. The policy rule
-# `infra.policy.vpn_ikev2_proposals` accepts exactly the values in APPROVED_*.
-IPSEC_POLICY: dict[str, Any] = {
-    "ike_encryption": "AES256", "ike_integrity": "SHA384", "dh_group": "ECP384",
-    "ipsec_encryption": "GCMAES256", "ipsec_integrity": "GCMAES256", "pfs_group": "ECP384",
-    "sa_life_time_seconds": 3600, "sa_data_size_kilobytes": 102400000,
-}
-APPROVED_IKE_ENCRYPTION = frozenset({"AES256", "GCMAES256"})
-APPROVED_IKE_INTEGRITY = frozenset({"SHA256", "SHA384", "GCMAES256"})
-APPROVED_DH_GROUPS = frozenset({"DHGroup14", "DHGroup24", "ECP384", "DHGroup2048"})
-APPROVED_IPSEC_ENCRYPTION = frozenset({"AES256", "GCMAES256"})
-APPROVED_IPSEC_INTEGRITY = frozenset({"SHA256", "GCMAES256"})
-APPROVED_PFS_GROUPS = frozenset({"PFS14", "PFS24", "ECP384", "PFS2048"})
-
 PSK_LENGTH = 48
-
-# Private endpoint DNS zones per Azure service (Azure's documented privatelink zone names).
-PRIVATE_DNS_ZONES: dict[str, str] = {
-    "web": "privatelink.azurewebsites.net",
-    "sql": "privatelink.database.windows.net",
-    "keyvault": "privatelink.vaultcore.azure.net",
-    "blob": "privatelink.blob.core.windows.net",
-}
-
-# Tags that mark the PSN connection and route table, so the policy pack can find them by props.
-PSN_ROLE_TAG = "psn"
-ROUTE_TABLE_PSN = "psn"
-
-# Azure Firewall network rule protocols for the estate's service protocols.
-FIREWALL_PROTOCOLS = {"tcp": "TCP", "udp": "UDP", "icmp": "ICMP"}
 
 
 class HubLike(Protocol):
@@ -83,153 +66,10 @@ class HubLike(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
-# Pure derivations from the estate (no Pulumi): tested directly and reused by the diagram.
+# Address arithmetic for the hub (no Pulumi). What the estate implies for the network (PSN reach,
+# VPN sites, zone prefixes, private DNS) is security_checks.network.reach, shared with the scans
+# and the diagram.
 # --------------------------------------------------------------------------------------------
-
-
-def psn_name(estate: Estate) -> str:
-    return estate.organisation.public_sector_network.lower()
-
-
-def vpn_sites(estate: Estate) -> list[Site]:
-    """Sites with a VPN peer address: each gets a VPN site and connection (sites without one are
-    on a carrier network, e.g. MPLS, that reaches the hub another way)."""
-    return [s for s in estate.sites if s.wan.public_ip]
-
-
-@dataclass(frozen=True)
-class PsnReach:
-    """Who may reach the PSN: the zones the firewall policy allows towards it, with the prefixes."""
-
-    zones: tuple[str, ...]
-    prefixes: tuple[str, ...]          # sources allowed to reach the PSN
-    psn_prefixes: tuple[str, ...]      # the PSN side: psn-zone VLANs and declared PSN ranges
-    rules: tuple[str, ...] = ()        # the firewall rule ids that allow it
-
-
-def psn_reach(estate: Estate) -> PsnReach:
-    """Who may reach the PSN, from the firewall rules towards the psn zone (the firewall policy's
-    PSN rules and, in hub-vnet, the PSN route table are derived from it).
-
-    A rule's source address object narrows the prefixes (CIV-004: revenues users only); with
-    source any, the whole zone counts: its VLANs at every site, or for a cloud zone the LOB spokes.
-    """
-    psn_zones = {z.name for z in estate.zones if z.kind is ZoneKind.PSN}
-    zones: list[str] = []
-    prefixes: list[str] = []
-    rules: list[str] = []
-    for fw in estate.firewalls:
-        objects = {o.name: o.addresses for o in fw.address_objects}
-        for rule in fw.rules:
-            if rule.action != "allow" or rule.to_zone not in psn_zones:
-                continue
-            rules.append(rule.id)
-            if rule.from_zone not in zones:
-                zones.append(rule.from_zone)
-            found = _rule_addresses(estate, objects, rule.source, rule.from_zone)
-            prefixes += [p for p in found if p not in prefixes]
-    psn_side = [v.cidr for s in estate.sites for v in s.vlans if v.zone in psn_zones]
-    link = estate.azure.connectivity.psn
-    if link:
-        psn_side += [p for p in link.address_prefixes if p not in psn_side]
-    return PsnReach(tuple(zones), tuple(prefixes), tuple(psn_side), tuple(rules))
-
-
-@dataclass(frozen=True)
-class PsnFlow:
-    """One estate firewall rule to or from the psn zone, as the hub firewall policy allows it."""
-
-    rule: str                       # the estate firewall rule id
-    title: str                      # its name
-    sources: tuple[str, ...]
-    destinations: tuple[str, ...]
-    protocol: str                   # Azure Firewall network rule protocol: TCP, UDP, ICMP or Any
-    ports: tuple[str, ...]          # destination ports ("*" for any)
-
-
-def psn_flows(estate: Estate) -> list[PsnFlow]:
-    """The allow rules towards the psn zone (declared sources to the PSN prefixes) and back (the PSN
-    prefixes to a declared destination), one flow per protocol of the rule's services, so that a
-    rule allowing https and dns does not also open UDP 443 and TCP 53."""
-    psn_zones = {z.name for z in estate.zones if z.kind is ZoneKind.PSN}
-    psn_side = list(psn_reach(estate).psn_prefixes)
-    out: list[PsnFlow] = []
-    for fw in estate.firewalls:
-        objects = {o.name: o.addresses for o in fw.address_objects}
-        services = {s.name: s for s in fw.services}
-        for rule in fw.rules:
-            if rule.action != "allow" or (rule.to_zone in psn_zones) == (rule.from_zone in psn_zones):
-                continue
-            if rule.to_zone in psn_zones:
-                sources, destinations = _rule_addresses(estate, objects, rule.source, rule.from_zone), psn_side
-            else:
-                sources = psn_side
-                destinations = _rule_addresses(estate, objects, rule.destination, rule.to_zone)
-            if not sources or not destinations:
-                continue
-            for protocol, ports in _service_groups(rule.services, services):
-                out.append(PsnFlow(rule.id, rule.name, tuple(sources), tuple(destinations), protocol, tuple(ports)))
-    return out
-
-
-def _rule_addresses(estate: Estate, objects: dict[str, list[str]], address: str, zone: str) -> list[str]:
-    """A rule side's prefixes: its address object when it names one, else the whole zone."""
-    if address != "any" and address in objects:
-        return [_as_network(a) for a in objects[address]]
-    return zone_prefixes(estate, zone)
-
-
-def _service_groups(names: Sequence[str] | str, services: dict[str, Any]) -> list[tuple[str, list[str]]]:
-    if names == "any":
-        return [("Any", ["*"])]
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        service = services.get(name)
-        if service is None:
-            continue
-        ports = groups.setdefault(FIREWALL_PROTOCOLS[service.protocol], [])
-        wanted = [str(p) for p in service.ports] if service.protocol != "icmp" and service.ports else ["*"]
-        ports += [p for p in wanted if p not in ports]
-    return [(proto, ["*"] if "*" in ports else ports) for proto, ports in groups.items()]
-
-
-def untrusted_estate_prefixes(estate: Estate) -> list[str]:
-    """Every guest and public Wi-Fi range in the estate: by VLAN purpose, or by zone kind."""
-    untrusted_zones = {z.name for z in estate.zones if z.untrusted}
-    out: list[str] = []
-    for site in estate.sites:
-        for vlan in site.vlans:
-            if vlan.cidr not in out and (vlan.zone in untrusted_zones or vlan.cidr in untrusted_prefixes(site)):
-                out.append(vlan.cidr)
-    return out
-
-
-def zone_prefixes(estate: Estate, zone: str) -> list[str]:
-    """Every prefix in a zone: its VLANs at every site, and for a cloud zone the LOB spokes."""
-    out = [v.cidr for _, v in estate.vlans_in_zone(zone)]
-    try:
-        kind = estate.zone(zone).kind
-    except KeyError:
-        return out
-    if kind is ZoneKind.CLOUD:
-        out += [lob.address_space for lob in estate.lob_systems if lob.address_space]
-    return out
-
-
-def _as_network(address: str) -> str:
-    return str(ipaddress.ip_network(address, strict=False))
-
-
-def private_dns_zones(estate: Estate) -> dict[str, str]:
-    """The privatelink zones the LOB systems need: web apps, SQL and blob for PaaS, blob for IaaS
-    (backups, diagnostics), Key Vault always (every workload keeps its secrets there)."""
-    hosting = {lob.hosting for lob in estate.lob_systems}
-    wanted = {"keyvault"}
-    if Hosting.PAAS in hosting:
-        wanted |= {"web", "sql", "blob"}
-    if Hosting.IAAS in hosting:
-        wanted |= {"blob"}
-    return {k: v for k, v in PRIVATE_DNS_ZONES.items() if k in wanted}
 
 
 def dns_subnets(space: str) -> tuple[str, str]:
@@ -255,13 +95,6 @@ def hub_firewall_ip(space: str) -> str:
     configuration is the subnet's first)."""
     net = ipaddress.ip_network(hub_vnet_subnets(space)["AzureFirewallSubnet"])
     return str(net.network_address + 4)
-
-
-def breakout_sources(estate: Estate) -> list[str]:
-    """Ranges whose internet traffic breaks out centrally through the hub firewall."""
-    out = [r for s in estate.sites if s.wan.breakout == "central" for r in s.ranges]
-    out += [lob.address_space for lob in estate.lob_systems if lob.address_space]
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -688,11 +521,6 @@ def _first_private_ip(configs: Any) -> str:
     return ""
 
 
-def untrusted_prefixes(site: Site) -> list[str]:
-    """The site's guest and public Wi-Fi ranges: what must never reach the PSN."""
-    return [v.cidr for v in site.vlans if v.purpose in (VlanPurpose.GUEST_WIFI, VlanPurpose.PUBLIC_WIFI)]
-
-
 def _site_tags(site: Site | None, key: str, role: str) -> dict[str, str]:
     """Tags that let the policy pack tell a council site from the PSN, and see untrusted ranges."""
     tags = {"estate-role": role, "estate-site": key}
@@ -881,17 +709,14 @@ class HubVnetSubnets:
         return subnet
 
 
-# infra/lob.py keys its privatelink zones by private-link group id.
-LOB_ZONE_GROUPS = {"web": "sites", "sql": "sqlServer", "keyvault": "vault", "blob": "blob"}
-
-
 def _lob_zones(ctx: Context) -> dict[str, tuple[Any, Any]]:
     """Zones the LOB module already made (ctx.private_zones), with their resource group."""
     zones = getattr(ctx, "private_zones", None) or {}
     if not zones:
         return {}
     rg = ctx.namer.name("resource_group", "dns", region=ctx.estate.azure.primary_region)
-    return {service: (zones[group], rg) for service, group in LOB_ZONE_GROUPS.items() if group in zones}
+    # infra/lob.py keys its privatelink zones by private-link group id.
+    return {service: (zones[group], rg) for service, group in PRIVATE_LINK_GROUPS.items() if group in zones}
 
 
 def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:

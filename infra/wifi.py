@@ -23,6 +23,7 @@ import pulumi
 import pulumi_meraki as meraki
 
 from security_checks.model.schema import Estate, Site, Ssid, SsidPurpose, SsidSecurity, Vlan
+from security_checks.network.reach import wifi_sites
 
 from .identity import IdentityOutputs, KeyVaultRef, generated_secret
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from .identity import Identity
 
 TIME_ZONE = "Europe/London"
-MAX_SSIDS = 15          # Meraki SSID numbers 0-14
 PSK_LENGTH = 16         # long enough for WPA2, short enough to read off a sign in reception
 # Meraki device types a group policy can be assigned to (the dashboard's fixed list).
 DEVICE_TYPES = ("Android", "BlackBerry", "Chrome OS", "iPad", "iPhone", "iPod", "Mac OS X", "Windows",
@@ -68,27 +68,6 @@ def network_tags(site: Site) -> list[str]:
     """The Meraki network's tags: its site kind and VLAN plan (`vlan<id>-<purpose>`), which the
     policy pack reads to check that untrusted SSIDs never land on a corporate or PSN VLAN."""
     return ["estate", f"site-kind-{site.kind.value}", *(f"vlan{v.id}-{v.purpose.value}" for v in site.vlans)]
-
-
-def site_vlan(site: Site, name: str) -> Vlan | None:
-    return next((v for v in site.vlans if v.name == name), None)
-
-
-def wifi_sites(estate: Estate) -> dict[str, list[tuple[int, Ssid, Vlan]]]:
-    """site name -> [(SSID number, SSID, the site's VLAN for it)] for every site with Wi-Fi.
-
-    One pass over SSIDs x sites: O(SSIDs x sites), with a per-site VLAN index.
-    """
-    if len(estate.ssids) > MAX_SSIDS:
-        raise ValueError(f"ssids: {len(estate.ssids)} SSIDs, a Meraki network has {MAX_SSIDS} at most")
-    vlans = {s.name: {v.name: v for v in s.vlans} for s in estate.sites}
-    out: dict[str, list[tuple[int, Ssid, Vlan]]] = {}
-    for number, ssid in enumerate(estate.ssids):
-        for site in estate.ssid_sites(ssid):
-            vlan = vlans[site.name].get(ssid.vlan)
-            if vlan is not None:
-                out.setdefault(site.name, []).append((number, ssid, vlan))
-    return {s.name: out[s.name] for s in estate.sites if s.name in out}
 
 
 @dataclass

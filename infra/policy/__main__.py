@@ -1,7 +1,7 @@
 """The CrossGuard policy pack: `pulumi preview --policy-pack infra/policy` (needs the Pulumi CLI).
 
-Built from the same rules `estate infra plan` evaluates offline (infra/policy/rules.py, plus the
-WAN helper's network rules that join RULES). Constructing PolicyPack starts the policy gRPC server
+Built from the same rules `estate infra plan` evaluates offline (infra/policy/pack.py: the
+landing-zone rules and the network rules). Constructing PolicyPack starts the policy gRPC server
 and blocks until the engine is done, which is why it happens only here, never on import.
 """
 
@@ -24,7 +24,8 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from infra.policy.rules import RULES, PolicyResource, Rule
+from infra.policy.pack import RULES
+from infra.policy.rules import PolicyResource, Rule
 
 
 def _resource_policy(rule: Rule) -> ResourceValidationPolicy:

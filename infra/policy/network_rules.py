@@ -17,9 +17,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..wan import (
+from ..standards import (
     APPROVED_DH_GROUPS,
     APPROVED_IKE_ENCRYPTION,
     APPROVED_IKE_INTEGRITY,
@@ -29,9 +29,7 @@ from ..wan import (
     PSN_ROLE_TAG,
     ROUTE_TABLE_PSN,
 )
-
-if TYPE_CHECKING:
-    from .rules import PolicyResource, Rule
+from .rules import PolicyResource, Rule
 
 N = "azure-native:network:"
 VPN_CONNECTION = N + "VpnConnection"
@@ -490,33 +488,16 @@ def _psn_firewall_rules(resources: Sequence[PolicyResource],
                               + ": the PSN may reach declared zones only")
 
 
-_RULES: list[Rule] | None = None
-
-
-def _rules() -> list[Rule]:
-    # Built on first use: rules.py imports this module's RULES at its end, and this module needs
-    # rules.py's Rule, so neither may need the other while it is still being imported.
-    global _RULES
-    from .rules import Rule
-
-    if _RULES is None:
-        _RULES = [
-            Rule("infra.policy.ssid_vlan_segregation", "Public and guest SSIDs never on corporate or PSN VLANs",
-                 stack=ssid_vlan_segregation),
-            Rule("infra.policy.public_ssid_isolation", "Client isolation on every public SSID",
-                 stack=public_ssid_isolation),
-            Rule("infra.policy.corporate_ssid_no_psk", "No pre-shared key on a corporate SSID",
-                 stack=corporate_ssid_no_psk),
-            Rule("infra.policy.site_range_overlap", "No overlapping site address ranges", stack=site_range_overlap),
-            Rule("infra.policy.vpn_ikev2_proposals", "Every site VPN on IKEv2 with approved proposals",
-                 resource=vpn_ikev2_proposals, types=(VPN_CONNECTION, GATEWAY_CONNECTION)),
-            Rule("infra.policy.psn_route_isolation", "The PSN reachable only from declared zones",
-                 stack=psn_route_isolation),
-        ]
-    return _RULES
-
-
-def __getattr__(name: str) -> Any:
-    if name == "RULES":
-        return _rules()
-    raise AttributeError(name)
+RULES: list[Rule] = [
+    Rule("infra.policy.ssid_vlan_segregation", "Public and guest SSIDs never on corporate or PSN VLANs",
+         stack=ssid_vlan_segregation),
+    Rule("infra.policy.public_ssid_isolation", "Client isolation on every public SSID",
+         stack=public_ssid_isolation),
+    Rule("infra.policy.corporate_ssid_no_psk", "No pre-shared key on a corporate SSID",
+         stack=corporate_ssid_no_psk),
+    Rule("infra.policy.site_range_overlap", "No overlapping site address ranges", stack=site_range_overlap),
+    Rule("infra.policy.vpn_ikev2_proposals", "Every site VPN on IKEv2 with approved proposals",
+         resource=vpn_ikev2_proposals, types=(VPN_CONNECTION, GATEWAY_CONNECTION)),
+    Rule("infra.policy.psn_route_isolation", "The PSN reachable only from declared zones",
+         stack=psn_route_isolation),
+]

@@ -3,8 +3,8 @@
 The same rules run in two places:
 - offline, by `estate infra plan` over the resource graph of the program run under mocks
   (infra/plan.py, `evaluate_plan`), where each violation becomes a Finding;
-- as a Pulumi CrossGuard policy pack (`pulumi preview --policy-pack infra/policy`), built from
-  `RULES` in infra/policy/__main__.py.
+- as a Pulumi CrossGuard policy pack (`pulumi preview --policy-pack infra/policy`), built in
+  infra/policy/__main__.py.
 
 Two kinds of rule:
 - `Rule(resource=fn)`: `fn(type_token, props) -> iterable of messages` for one resource;
@@ -13,7 +13,9 @@ Two kinds of rule:
 Properties are the provider's inputs in camelCase (`enableHttpsTrafficOnly`), as CrossGuard and
 the mock runtime both see them. Every rule's check id has metadata in infra/policy/checks.yaml.
 
-`RULES` is a plain list: the WAN helper's network rules join it at the bottom of this file.
+This module holds the rule types and the landing-zone rules (`RULES`); the network rules are in
+infra/policy/network_rules.py, and infra/policy/pack.py lists both, in the order findings show
+them. Nothing here knows about plans: a rule sees a type and properties, or `PolicyResource`s.
 """
 
 from __future__ import annotations
@@ -22,10 +24,7 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ..plan import Plan
+from typing import Any
 
 # ---- what the rules see -----------------------------------------------------------------------
 
@@ -345,7 +344,7 @@ RULES: list[Rule] = [
 ]
 
 
-# ---- evaluation over an offline plan ------------------------------------------------------------
+# ---- evaluation ----------------------------------------------------------------------------------
 
 
 def check_resource(rules: Sequence[Rule], type_token: str, props: Mapping[str, Any]) -> list[tuple[Rule, str]]:
@@ -356,22 +355,3 @@ def check_resource(rules: Sequence[Rule], type_token: str, props: Mapping[str, A
             continue
         out.extend((rule, m) for m in rule.resource(type_token, props))
     return out
-
-
-def evaluate_plan(plan: Plan, rules: Sequence[Rule]) -> list[Violation]:
-    resources = [r for r in plan.resources if r.custom and not r.type.startswith("pulumi:providers:")]
-    out: list[Violation] = []
-    for r in resources:
-        for rule, message in check_resource(rules, r.type, r.inputs):
-            out.append(Violation(rule.check_id, r.type, r.name, r.urn, message))
-    views = [PolicyResource(type=r.type, name=r.name, urn=r.urn, props=r.inputs, id=r.id) for r in resources]
-    for rule in rules:
-        if rule.stack is None:
-            continue
-        for res, message in rule.stack(views):
-            out.append(Violation(rule.check_id, res.type, res.name, res.urn, message))
-    return out
-
-
-# ---- WAN helper: network rules join here (one line; they own network_rules.py) ---------------------
-from .network_rules import RULES as NETWORK_RULES; RULES.extend(NETWORK_RULES)  # noqa: E402, E702, I001

@@ -181,7 +181,7 @@ def psn(
         _write(out, "rap.json", json.dumps(doc["rap"], indent=2, default=str))
         _write(out, "rap.csv", csv_text(rap))
         _write(out, "diagram.json", json.dumps(doc["diagram"], indent=2))
-        from infra.diagram import render
+        from ..network.diagram import render
 
         render(doc["diagram"], out / "network-diagram", formats=("svg",))
         _write(out, "psn-summary.json", json.dumps({k: v for k, v in doc.items() if k not in ("rap", "diagram")},

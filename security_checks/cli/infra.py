@@ -105,7 +105,7 @@ def plan(
     from infra.config import EstateInputError
     from infra.findings import PLAN_EVIDENCE, plan_document, to_findings
     from infra.plan import evaluate, run_plan
-    from infra.policy.rules import RULES
+    from infra.policy.pack import RULES
 
     cfg, estate_dir = _config_for(stack, estate)
     # policy=False: overlapping ranges reach the policy rules as violations instead of being refused.

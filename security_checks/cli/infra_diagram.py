@@ -32,7 +32,7 @@ def diagram(
     fmt: FormatOpt = Format.TEXT,
 ) -> None:
     """Draw the network diagram a PSN application needs, from the estate model."""
-    from infra.diagram import diagram_data, render
+    from ..network.diagram import diagram_data, render
 
     loaded = load_or_exit(estate, policy=False)
     data = diagram_data(loaded.estate)

@@ -85,6 +85,6 @@ def psn_report(estate: Estate, findings: list[Finding], rap: Rap, today: date, *
 
 def _diagram(estate: Estate) -> dict[str, Any]:
     # One picture of the network: the WAN code's (infra/diagram.py), which the drawing also uses.
-    from infra.diagram import diagram_data
+    from ..network.diagram import diagram_data
 
     return diagram_data(estate)

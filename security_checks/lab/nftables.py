@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from ..model.schema import Estate, Firewall, FirewallRule
-from ..scan.policy import Policy
+from ..network.policy import Policy
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 

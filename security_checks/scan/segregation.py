@@ -21,10 +21,10 @@ from ..findings import EvidenceRef, Finding, Status
 from ..lab.topology import CLIENT_PROBE_PORTS, Lab, Segment
 from ..model.loader import LoadedEstate
 from ..model.schema import ZoneKind
+from ..network.policy import Decision, Policy
 from ..store import RunWriter
 from .drift import USER_KINDS
 from .engine import probe
-from .policy import Decision, Policy
 from .scope import authorise
 
 

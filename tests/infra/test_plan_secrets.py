@@ -11,9 +11,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from infra.plan import REDACTED, Plan, PlannedResource, evaluate
+from infra.plan import REDACTED, Plan, PlannedResource, evaluate, evaluate_plan
 from infra.policy import network_rules as nr
-from infra.policy.rules import Rule, evaluate_plan
+from infra.policy.rules import Rule
 
 KEY = "mock-password-hdc-vpn-psk-site-a-value"
 LINK = {"name": "site-a-link", "sharedKey": KEY, "vpnConnectionProtocolType": "IKEv2", "ipsecPolicies": [{

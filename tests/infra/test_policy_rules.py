@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from infra.policy import rules
-from infra.policy.rules import RULES, PolicyResource, check_resource
+from infra.policy.pack import RULES
+from infra.policy.rules import PolicyResource, check_resource
 from security_checks.checks import check
 
 T = "azure-native:"

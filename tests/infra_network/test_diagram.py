@@ -8,9 +8,9 @@ from pathlib import Path
 from defusedxml import ElementTree
 from typer.testing import CliRunner
 
-from infra.diagram import diagram_data
 from security_checks.cli.app import app
 from security_checks.model.loader import load_estate
+from security_checks.network.diagram import diagram_data
 
 from .conftest import DEMO, copy_demo
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from infra.plan import Plan, run_under_mocks
+from infra.plan import Plan, evaluate_plan, run_under_mocks
 from infra.policy import network_rules as nr
-from infra.policy.rules import PolicyResource, evaluate_plan
-from infra.wan import IPSEC_POLICY
+from infra.policy.rules import PolicyResource
+from infra.standards import IPSEC_POLICY
 from security_checks.model.loader import load_estate
 
 from .conftest import DEMO, REPO, _network_program, copy_demo, network_plan

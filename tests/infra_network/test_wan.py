@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from infra import wan
-from infra.plan import REDACTED
+from infra.plan import REDACTED, evaluate_plan
 from infra.policy.network_rules import RULES as NETWORK_RULES
-from infra.policy.rules import evaluate_plan
 from security_checks.model.loader import load_estate
+from security_checks.network import reach as network_reach
 
 from .conftest import DEMO, copy_demo, network_plan
 
@@ -75,7 +75,7 @@ def test_virtual_wan_psn_uses_routing_intent_and_no_hub_route_table_under_pulumi
     for conn in conns.values():
         assert "routingConfiguration" not in conn.inputs   # routing intent manages every connection's tables
     # Exactly the sources the firewall rules towards the psn zone allow: CIV-004 and CIV-011.
-    reach = wan.psn_reach(estate)
+    reach = network_reach.psn_reach(estate)
     assert reach.rules == ("CIV-004", "CIV-011")
     assert set(reach.zones) == {"corporate", "azure"}
     # The PSN's VPN site advertises the PSN prefixes and nothing else.
@@ -92,7 +92,7 @@ def _untrusted(estate: Any) -> list[ipaddress.IPv4Network | ipaddress.IPv6Networ
 def test_firewall_policy_allows_psn_only_from_declared_zones_under_pulumi_mocks(
         demo_plan: Any, demo_loaded: Any) -> None:
     estate = demo_loaded.estate
-    reach = wan.psn_reach(estate)
+    reach = network_reach.psn_reach(estate)
     psn = [ipaddress.ip_network(p) for p in reach.psn_prefixes]
     untrusted = _untrusted(estate)
     assert untrusted
@@ -140,7 +140,7 @@ def test_firewall_policy_breakout_and_private_dns_under_pulumi_mocks(demo_plan: 
     assert {p["name"]: p["nextHop"] for p in intent.inputs["routingPolicies"]} == {
         "InternetTraffic": fw.id, "PrivateTraffic": fw.id}
     zones = {z.inputs["privateZoneName"] for z in demo_plan.by_type("azure-native:privatedns:PrivateZone")}
-    assert zones == set(wan.PRIVATE_DNS_ZONES.values())
+    assert zones == set(network_reach.PRIVATE_DNS_ZONES.values())
     links = demo_plan.by_type("azure-native:privatedns:VirtualNetworkLink")
     assert {link.inputs["privateZoneName"] for link in links} == zones
     (resolver,) = demo_plan.by_type("azure-native:dnsresolver:DnsResolver")
@@ -174,7 +174,7 @@ def test_hub_vnet_design_uses_local_gateways_and_a_udr_under_pulumi_mocks(tmp_pa
     assert {r["nextHopType"] for r in udr.inputs["routes"]} == {"VirtualAppliance"}
     # To the firewall's private IP: the first usable host of AzureFirewallSubnet (10.100.0.64/26).
     assert {r["nextHopIpAddress"] for r in udr.inputs["routes"]} == {"10.100.0.68"}
-    reach = wan.psn_reach(estate)
+    reach = network_reach.psn_reach(estate)
     assert {r["addressPrefix"] for r in udr.inputs["routes"]} == {*reach.psn_prefixes, *reach.prefixes}
     # The table is the GatewaySubnet's (and only its): unattached, it would do nothing.
     attached = {s.inputs["subnetName"]: s.inputs.get("routeTable") for s in plan.by_type(N + "Subnet")}
@@ -218,7 +218,7 @@ def test_secondary_hub_reuses_vpn_sites_under_pulumi_mocks(tmp_path: Path) -> No
 
 def test_psn_reach_follows_the_firewall_policy() -> None:
     estate = load_estate(DEMO).estate
-    reach = wan.psn_reach(estate)
+    reach = network_reach.psn_reach(estate)
     assert reach.psn_prefixes == ("10.10.70.0/24",)
     spokes = {lob.address_space for lob in estate.lob_systems if lob.address_space}
     assert set(reach.prefixes) == {"10.10.10.0/25"} | spokes

@@ -8,7 +8,7 @@ import pytest
 
 from security_checks.lab.nftables import check, render
 from security_checks.lab.topology import build_lab, load_faults
-from security_checks.scan.policy import Policy
+from security_checks.network.policy import Policy
 from security_checks.scan.segregation import plan
 
 

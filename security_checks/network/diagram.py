@@ -11,15 +11,12 @@ breakout dashed green, untrusted Wi-Fi in orange with "internet only" on it.
 from __future__ import annotations
 
 import html
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from security_checks.model.schema import Estate, Hosting, VlanPurpose, WanDesign, ZoneKind
-
-from .wan import psn_reach, vpn_sites
-from .wifi import wifi_sites
+from ..fsutil import SHARED_FILE, atomic_write
+from ..model.schema import Estate, Hosting, VlanPurpose, WanDesign, ZoneKind
+from .reach import psn_reach, vpn_sites, wifi_sites
 
 SCHEMA = "estate.network-diagram/1"
 
@@ -228,19 +225,6 @@ def to_dot(data: dict[str, Any]) -> Any:
     return g
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)   # a diagram for people to share, not a secret (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render(data: dict[str, Any], out: Path, formats: tuple[str, ...] = ("svg", "png")) -> list[Path]:
     """Draw the diagram as `out` with each format's suffix; each file appears whole or not at all."""
     graph = to_dot(data)
@@ -248,7 +232,8 @@ def render(data: dict[str, Any], out: Path, formats: tuple[str, ...] = ("svg", "
     rendered = {fmt: graph.pipe(format=fmt, engine="dot") for fmt in formats}  # all before any write
     for fmt, content in rendered.items():
         target = out.with_suffix(f".{fmt}")
-        _atomic_write(target, content)
+        # A diagram for people to share (the PSN submission), not a secret: world-readable.
+        atomic_write(target, content, mode=SHARED_FILE)
         written.append(target)
     return written
 

@@ -4,9 +4,10 @@ Derived only from the estate (zones, address objects, services, rules in order, 
 management allow-lists), never from a device's running ruleset: the lab's nftables ruleset, or a
 real firewall, is the thing under test.
 
-Zones are matched by address: a zone holds every VLAN of that zone across the estate, `azure`
-holds the LOB spokes, and `internet` is every address no other zone holds. A flow crossing two
-firewalls (a small site to headquarters) must be allowed by both.
+Zones are matched by address: a zone holds every VLAN of that zone across the estate, a cloud
+zone also the LOB spokes (`reach.zone_prefix_map`, the same prefixes the Pulumi program's firewall
+rules use), and `internet` is every address no other zone holds. A flow crossing two firewalls (a
+small site to headquarters) must be allowed by both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..model.schema import Estate, Firewall, FirewallRule
+from .reach import zone_prefix_map
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,14 +38,8 @@ class Policy:
 
     @cached_property
     def zone_networks(self) -> dict[str, list[Network]]:
-        out: dict[str, list[Network]] = {}
-        for s in self.estate.sites:
-            for v in s.vlans:
-                out.setdefault(v.zone, []).append(ipaddress.ip_network(v.cidr))
-        for lob in self.estate.lob_systems:
-            if lob.address_space:
-                out.setdefault("azure", []).append(ipaddress.ip_network(lob.address_space))
-        return out
+        return {zone: [ipaddress.ip_network(p) for p in prefixes]
+                for zone, prefixes in zone_prefix_map(self.estate).items()}
 
     @cached_property
     def internal(self) -> list[Network]:
