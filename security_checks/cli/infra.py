@@ -1,10 +1,14 @@
 """`estate infra`: the Pulumi program for the council's Azure tenancy, WAN, Wi-Fi and LOB systems.
 
-- `plan`: offline. Runs the program under Pulumi's mock runtime (no CLI, no Azure), prints the
-  resource graph and evaluates the policy rules; violations are findings in a stored run of kind
-  `infra-plan` with the plan as evidence. Exit 1 when any rule is violated.
-- `preview` / `up`: the real thing, through the Automation API; they need the Pulumi CLI and Azure
-  credentials and say exactly what is missing when either is.
+- `plan`: offline. Runs the program under Pulumi's mock runtime (no CLI, no Azure) in a process of
+  its own (security_checks/infra_plan.py), prints the resource graph and evaluates the policy
+  rules; violations are findings in a stored run of kind `infra-plan` with the plan as evidence.
+  Exit 1 when any rule is violated.
+- `preview` / `up`: the real thing, through the Automation API (the Pulumi CLI runs the program);
+  they need the Pulumi CLI and Azure credentials and say exactly what is missing when either is.
+
+This module never imports the Pulumi program (infra/): the offline plan is a child process and the
+real one is the Pulumi CLI's.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -72,17 +77,15 @@ def key_inputs(inputs: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _config_for(stack: str, estate: Path | None) -> tuple[Any, Path]:
-    from infra.config import EstateInputError, InfraConfig, load_stack_config
+def _estate_dir_for(stack: str, estate: Path | None) -> Path:
+    """The estate to plan: --estate, else the stack's estate:dir; an unknown stack is bad input."""
+    from ..stack_config import StackConfigError, load_stack_config
 
     try:
         cfg = load_stack_config(stack)
-    except EstateInputError as exc:
+    except StackConfigError as exc:
         usage_error(str(exc))
-    if estate is not None:
-        cfg = InfraConfig(stack=cfg.stack, environment=cfg.environment, estate_dir=str(estate.resolve()),
-                          state_backend=cfg.state_backend, admin_ssh_public_key=cfg.admin_ssh_public_key)
-    return cfg, cfg.estate_path
+    return estate.resolve() if estate is not None else cfg.estate_dir
 
 
 @app.command(epilog=(
@@ -102,57 +105,55 @@ def plan(
     violation with the estate file:line it came from. The run is stored (kind infra-plan) with the
     plan JSON as evidence; the same rules run as a CrossGuard pack under `estate infra preview`.
     """
-    from infra.config import EstateInputError
-    from infra.findings import PLAN_EVIDENCE, plan_document, to_findings
-    from infra.plan import evaluate, run_plan
-    from infra.policy.pack import RULES
+    from ..infra_plan import PLAN_DESCRIPTION, PLAN_EVIDENCE, PlanInputError, printable, run_offline_plan, to_findings
 
-    cfg, estate_dir = _config_for(stack, estate)
+    estate_dir = _estate_dir_for(stack, estate)
     # policy=False: overlapping ranges reach the policy rules as violations instead of being refused.
     loaded = load_or_exit(estate_dir, policy=False)
-    err.print(f"planning stack [bold]{stack}[/] offline (Pulumi mock runtime) from {estate_dir}")
-    try:
-        the_plan = run_plan(loaded, cfg)
-    except EstateInputError as exc:
-        usage_error(f"{estate_dir}: {exc}")
-    violations = evaluate(the_plan)
-    doc = plan_document(the_plan, violations)
+    with tempfile.TemporaryDirectory(prefix="estate-infra-plan-") as tmp:
+        try:
+            doc = run_offline_plan(estate_dir, stack, Path(tmp), lambda line: err.print(line, soft_wrap=True))
+        except PlanInputError as exc:
+            usage_error(str(exc))
+    violations = doc["violations"]
     store = open_store(home)
     with store.run("infra-plan", estate_dir=str(estate_dir), estate_digest=loaded.digest, full_scope=True) as run:
-        ref = run.write_evidence(PLAN_EVIDENCE, json.dumps(doc, indent=1, default=str),
-                                 "offline Pulumi plan (mock runtime): resource graph and policy violations")
-        findings = to_findings(the_plan, violations, RULES, ref)
+        ref = run.write_evidence(PLAN_EVIDENCE, json.dumps(doc, indent=1, default=str), PLAN_DESCRIPTION)
+        findings = to_findings(doc, ref)
         run.add(findings)
-        run.step("infra-plan", "ran", f"{len(the_plan.resources)} resources, {len(violations)} violation(s)")
+        run.step("infra-plan", "ran", f"{doc['resource_count']} resources, {len(violations)} violation(s)")
         run_id = run.id
     if format is Format.JSON:
-        emit_json({"run": run_id, "stack": stack, "estate": str(estate_dir), **doc})
+        emit_json({"run": run_id, "stack": stack, "estate": str(estate_dir), **printable(doc)})
     else:
-        _print_graph(the_plan)
-        _print_violations(doc["violations"])
-        err.print(f"run [bold]{run_id}[/]: {len(the_plan.resources)} resources, "
+        _print_graph(doc)
+        _print_violations(violations)
+        err.print(f"run [bold]{run_id}[/]: {doc['resource_count']} resources, "
                   f"{len(violations)} policy violation(s); plan: {store.evidence_dir(run_id) / PLAN_EVIDENCE}")
     raise typer.Exit(1 if violations else 0)
 
 
-def _print_graph(the_plan: Any) -> None:
-    children: dict[str | None, list[Any]] = defaultdict(list)
-    urns = {r.urn for r in the_plan.resources}
-    for r in the_plan.resources:
-        children[r.parent if r.parent in urns else None].append(r)
+def _print_graph(plan: dict[str, Any]) -> None:
+    """The resource graph of a plan document (each resource indented under its parent), then the
+    counts by type."""
+    resources: list[dict[str, Any]] = plan["resources"]
+    children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    urns = {r["urn"] for r in resources}
+    for r in resources:
+        children[r["parent"] if r["parent"] in urns else None].append(r)
 
     def show(parent: str | None, depth: int) -> None:
-        for r in sorted(children.get(parent, []), key=lambda x: (x.type, x.name)):
-            err.print(f"{'  ' * depth}{r.type} [bold]{r.name}[/] {key_inputs(r.inputs)}", soft_wrap=True,
+        for r in sorted(children.get(parent, []), key=lambda x: (x["type"], x["name"])):
+            err.print(f"{'  ' * depth}{r['type']} [bold]{r['name']}[/] {key_inputs(r['inputs'])}", soft_wrap=True,
                       highlight=False, markup=True)
-            show(r.urn, depth + 1)
+            show(r["urn"], depth + 1)
 
     err.print("[bold]resource graph[/] (indented under its parent)")
     show(None, 1)
     err.print("[bold]counts by type[/]")
-    for t, n in the_plan.counts().items():
+    for t, n in plan["counts"].items():
         err.print(f"  {n:5d}  {t}", highlight=False, soft_wrap=True)
-    err.print(f"  {len(the_plan.resources):5d}  total", highlight=False)
+    err.print(f"  {len(resources):5d}  total", highlight=False)
 
 
 def _print_violations(violations: list[dict[str, Any]]) -> None:
@@ -196,17 +197,12 @@ def _az_logged_in(profile: Path) -> bool:
 
 
 def _automation(stack: str, action: str, yes: bool) -> None:
-    from infra.config import EstateInputError, load_stack_config
-
-    try:
-        cfg = load_stack_config(stack)
-    except EstateInputError as exc:
-        usage_error(str(exc))
+    estate_dir = _estate_dir_for(stack, None)
     missing = missing_prerequisites()
     if missing:
         usage_error(f"cannot run `pulumi {action}` for stack {stack}: missing " + "; and ".join(missing)
                     + ". Meanwhile `estate infra plan` checks the program offline.")
-    load_or_exit(cfg.estate_path)  # a real deployment refuses any estate problem, overlaps included
+    load_or_exit(estate_dir)  # a real deployment refuses any estate problem, overlaps included
     if action == "up" and not yes and not typer.confirm(f"Deploy stack {stack} to Azure?"):
         raise typer.Exit(1)
     from pulumi import automation as auto

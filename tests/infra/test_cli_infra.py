@@ -1,4 +1,4 @@
-"""`estate infra plan / preview / up` and the `infra-plan` assessment step.
+"""`estate infra plan / preview / up` (the `infra-plan` step itself: test_infra_plan.py).
 
 The plan runs the program under Pulumi's mock runtime (standing in for the engine and ARM); the
 planted-violation estate is a copy of the demo with three edits a reviewer might miss.
@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import date
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from security_checks.cli.app import app
 from security_checks.cli.infra import missing_prerequisites
 from security_checks.findings import Status
-from security_checks.model.loader import load_estate
 from security_checks.store import Store
 
 from .conftest import copy_demo
@@ -142,23 +139,3 @@ def test_prerequisites_found_when_cli_and_service_principal_exist(tmp_path: Path
     profile.write_text(json.dumps({"subscriptions": [{"id": "s"}]}))
     assert missing_prerequisites({"PATH": str(bin_dir)}, home=tmp_path) == []
     assert len(missing_prerequisites({"PATH": str(tmp_path / "none")}, home=tmp_path / "nohome")) == 2
-
-
-@pytest.mark.slow
-def test_assess_runs_the_infra_plan_step_under_pulumi_mocks(tmp_path: Path) -> None:
-    from security_checks.assess import STEPS, StepContext
-
-    step = next(s for s in STEPS if s.name == "infra-plan")
-    loaded = load_estate(Path(__file__).resolve().parents[2] / "inventory" / "demo")
-    store = Store(tmp_path / "home")
-    with store.run("assess", estate_dir="demo", estate_digest=loaded.digest) as run:
-        ctx = StepContext(loaded=loaded, run=run, store=store, console=Console(stderr=True), is_root=True,
-                          today=date(2026, 11, 22))
-        result = step.load()(ctx)
-        assert (run.evidence_dir / "infra-plan" / "plan.json").is_file()
-    assert result.skipped is None
-    assert "0 policy violation(s)" in result.summary
-    passed = {f.check_id for f in result.findings if f.status is Status.PASS}
-    assert {"infra.policy.allowed_locations", "infra.policy.backup_matches_tier",
-            "infra.policy.diagnostics_to_workspace"} <= passed
-    assert not [f for f in result.findings if f.failing]
