@@ -239,13 +239,19 @@ def vpn_ikev2_proposals(type_token: str, props: Mapping[str, Any]) -> Iterable[s
 
 
 def _untrusted(resources: Sequence[PolicyResource]) -> list[tuple[Net, str]]:
+    """(range, site) for every site's guest and public Wi-Fi ranges, in address order.
+
+    Sorted, not in resource order: the engine registers resources in no fixed order, and the
+    messages list these ranges, so the same plan must give the same messages (a violation's
+    finding id is made from its message, and the RAP follows findings by id from run to run).
+    """
     out = []
     for r in resources:
         if r.type in (VPN_SITE, LOCAL_GATEWAY) and _lower(r.tags.get("estate-role")) != PSN_ROLE_TAG:
             value = r.tags.get(UNTRUSTED_TAG)
             for net in _nets(str(value).split() if value else []):
                 out.append((net, str(r.tags.get("estate-site") or r.name)))
-    return out
+    return sorted(out, key=lambda item: (item[0].version, int(item[0].network_address), item[0].prefixlen, item[1]))
 
 
 def _route_destinations(r: PolicyResource) -> list[Net]:

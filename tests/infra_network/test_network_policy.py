@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -356,6 +357,17 @@ def test_planted_wan_mistakes_are_caught_under_pulumi_mocks(tmp_path: Path) -> N
     assert file.endswith("sites.yaml")
     psn = " ".join(v.message for v in found["infra.policy.psn_route_isolation"])
     assert "10.10.40.0/24" in psn and "civic-centre" in psn
+    # The engine registers resources in no fixed order; the messages (and so the finding ids made
+    # from them) must not follow it. The guest ranges are listed in address order.
+    def messages(resources: list[Any]) -> list[tuple[str, str, str]]:
+        shuffled = Plan(stack=plan.stack, resources=resources, origins=plan.origins, loaded=plan.loaded)
+        return sorted((v.check_id, v.urn, v.message) for v in evaluate_plan(shuffled, nr.RULES))
+
+    assert messages(list(reversed(plan.resources))) == messages(plan.resources)
+    assert messages(random.Random(7).sample(plan.resources, len(plan.resources))) == messages(plan.resources)
+    (civ012,) = [v.message for v in found["infra.policy.psn_route_isolation"] if "'civ-012-tcp'" in v.message]
+    listed = re.findall(r"range (\d+\.\d+\.\d+\.\d+/\d+)", civ012)
+    assert len(listed) > 1 and listed == sorted(listed, key=ipaddress.ip_network)
 
 
 GUEST_TO_PSN = {"firewalls.yaml": WAN_MISTAKES["firewalls.yaml"]}
