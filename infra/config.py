@@ -53,7 +53,12 @@ def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
 
 
 def load_stack_config(stack: str, root: Path = REPO_ROOT) -> InfraConfig:
-    """The InfraConfig a stack's Pulumi.<stack>.yaml describes (the `estate:` keys)."""
+    """The InfraConfig a stack's Pulumi.<stack>.yaml describes (the `estate:` keys).
+
+    security_checks/stack_config.py reads the same file for the `estate` commands (only whether
+    the stack exists and its estate:dir), since security_checks may not import the program: keep
+    the two in step when a key or a default changes.
+    """
     import yaml
 
     path = stack_file(stack, root)

@@ -34,6 +34,8 @@ def test_diagram_writes_svg_and_png_with_every_site(tmp_path: Path) -> None:
     clusters = [g for g in svg.iter() if g.get("class") == "cluster"]
     assert len(clusters) == len(estate.sites) + 1          # one per site, plus the hub
     assert not list(out.parent.glob(".*"))                  # no temporary files left behind
+    # A drawing people share (the PSN submission), not assessment evidence: world-readable.
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (out, png))
 
 
 def test_diagram_json_is_the_psn_submission_data() -> None:
