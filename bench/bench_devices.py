@@ -33,7 +33,7 @@ def main() -> None:
         print("bench devices: needs root (chroot endpoint); nothing measured")
         return
     sys.path.insert(0, str(REPO))
-    from security_checks.devices.endpoint import ensure_lab_endpoint
+    from security_checks.lab.endpoint import ensure_lab_endpoint
 
     home = Path(tempfile.mkdtemp(prefix="bench-devices-"))
     ensure_lab_endpoint(home)

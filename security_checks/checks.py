@@ -8,9 +8,12 @@ Every package that implements checks has a `checks.yaml` next to its code:
         severity: medium
         description: ...
         remediation: ...
+        evidence_kind: declared    # observed (default), declared or attested: what the finding rests on
 
-Code never repeats a title, severity or remediation text: it calls `make_finding(check_id, ...)`,
-which fills them from the metadata and the control references from the control catalogue.
+A file may set `evidence_kind` at the top for all its checks. Code never repeats a title,
+severity or remediation text: it calls `make_finding(check_id, ...)`, which fills them from the
+metadata, and the control references from the control catalogue (the one place that maps checks
+to requirements: `estate checks <id>` shows a check's metadata, code, steps and requirements).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from .findings import EvidenceRef, Finding, Severity, Status
+from .findings import EvidenceKind, EvidenceRef, Finding, Severity, Status
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 # Checks live beside their code in both Python packages of the repository.
@@ -39,8 +42,8 @@ class CheckMeta(BaseModel):
     remediation: str = ""
     source: str = ""
     cvss_vector: str | None = None
-    # Control references the check evidences directly; the control catalogue may add more.
-    controls: list[str] = []
+    evidence_kind: EvidenceKind = EvidenceKind.OBSERVED
+    defined_in: str = ""   # the checks.yaml that holds this metadata (set by the registry)
 
 
 @cache
@@ -48,9 +51,11 @@ def registry() -> dict[str, CheckMeta]:
     out: dict[str, CheckMeta] = {}
     for path in sorted(p for root in CHECK_ROOTS if root.is_dir() for p in root.rglob("checks.yaml")):
         data = yaml.safe_load(path.read_text()) or {}
-        source = data.get("source", path.parent.name)
+        defaults = {"source": data.get("source", path.parent.name),
+                    **({"evidence_kind": data["evidence_kind"]} if "evidence_kind" in data else {})}
         for raw in data.get("checks", []):
-            meta = CheckMeta.model_validate({"source": source, **raw})
+            meta = CheckMeta.model_validate({**defaults, **raw,
+                                             "defined_in": path.relative_to(PACKAGE_ROOT.parent).as_posix()})
             if meta.id in out:
                 raise ValueError(f"{path}: check {meta.id} is already defined")
             out[meta.id] = meta
@@ -80,6 +85,7 @@ def make_finding(
     zone: str | None = None,
     cvss_vector: str | None = None,
     details: dict[str, Any] | None = None,
+    evidence_kind: EvidenceKind | None = None,
 ) -> Finding:
     """A Finding for `check_id`, with metadata from its checks.yaml and controls from the catalogue."""
     from .catalogue import controls_for  # late: the catalogue imports check ids
@@ -96,11 +102,12 @@ def make_finding(
             sev = Severity.from_cvss(score)
     if status is Status.PASS:
         sev = Severity.INFO
-    controls = sorted({*meta.controls, *controls_for(check_id)})
+    # One source of truth for check -> requirement: the catalogue's requirement.checks lists.
+    controls = sorted(controls_for(check_id))
     return Finding(
         check_id=check_id, asset=asset, key=key, status=status, severity=sev,
         title=title or meta.title, source=meta.source, controls=controls,
         cvss_vector=vector, cvss_score=score, observed=observed, expected=expected,
         evidence=list(evidence or []), remediation=remediation if remediation is not None else meta.remediation,
-        site=site, zone=zone, details=details or {},
+        site=site, zone=zone, details=details or {}, evidence_kind=evidence_kind or meta.evidence_kind,
     )

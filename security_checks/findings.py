@@ -8,7 +8,7 @@ keeps its id across runs: that is what makes deltas, trends and the remediation 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +48,26 @@ class Severity(StrEnum):
         return cls.INFO
 
 
+class EvidenceKind(StrEnum):
+    """What a finding's verdict rests on: an auditor weighs these differently."""
+
+    OBSERVED = "observed"   # a scan, a device read-back, a cloud export, an audit of the real thing
+    DECLARED = "declared"   # the estate YAML only: what the council says, not what is there
+    ATTESTED = "attested"   # a person's signed statement (attestations in the estate)
+
+
+class Acceptance(BaseModel):
+    """A waiver that covers a failing finding: a reviewed, approved, time-limited risk acceptance."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    justification: str
+    approved_by: str
+    approved_on: date
+    expires: date
+    reference: str = ""
+
+
 class EvidenceRef(BaseModel):
     """A file in the run's evidence directory (path relative to it) that backs a finding."""
 
@@ -82,7 +102,13 @@ class Finding(BaseModel):
     remediation: str = ""
     site: str | None = None
     zone: str | None = None
+    evidence_kind: EvidenceKind = Field(description="observed, declared (estate YAML only) or attested")
+    # Set once per run by the runner from the estate's waivers (security_checks/waivers.py), never by a check.
+    acceptance: Acceptance | None = None
+    acceptance_lapsed: date | None = Field(None, description="a waiver covered it until this date; open again")
     details: dict[str, Any] = {}
+    # Set by the store at commit: when first and last reported, and the fix-by date of its RAP item.
+    fix_by: date | None = None
     first_seen: datetime | None = None
     last_seen: datetime | None = None
 
@@ -102,3 +128,12 @@ class Finding(BaseModel):
     @property
     def failing(self) -> bool:
         return self.status in (Status.FAIL, Status.ERROR)
+
+    @property
+    def accepted(self) -> bool:
+        return self.failing and self.acceptance is not None
+
+    @property
+    def open(self) -> bool:
+        """Failing and not covered by a waiver: what counts against --fail-on and the verdicts."""
+        return self.failing and self.acceptance is None

@@ -1,8 +1,9 @@
-"""Accepted risks: a failing finding matched by an unexpired waiver is shown as accepted.
+"""Accepted risks: the runner applies the estate's waivers once per run, into Finding.acceptance.
 
 Waivers live in the estate repository (section `waivers`), so accepting a risk is a reviewed
 change with an approver and an expiry. An expired waiver no longer applies: the finding is open
-again, and says when its acceptance lapsed.
+again and says when its acceptance lapsed (Finding.acceptance_lapsed). Nothing else sets these
+fields, so a finding shows the same acceptance in every report of every command.
 """
 
 from __future__ import annotations
@@ -11,18 +12,8 @@ from collections.abc import Iterable
 from datetime import date
 from fnmatch import fnmatchcase
 
-from pydantic import BaseModel
-
-from .findings import Finding
+from .findings import Acceptance, Finding
 from .model.schema import Waiver
-
-
-class Acceptance(BaseModel):
-    justification: str
-    approved_by: str
-    approved_on: date
-    expires: date
-    reference: str = ""
 
 
 def matches(waiver: Waiver, finding: Finding) -> bool:
@@ -34,21 +25,16 @@ def matches(waiver: Waiver, finding: Finding) -> bool:
 
 
 def apply_waivers(findings: Iterable[Finding], waivers: list[Waiver], today: date) -> None:
-    """Mark failing findings accepted (details['accepted']) or lapsed (details['acceptance_expired'])."""
+    """Set acceptance (unexpired waiver) or acceptance_lapsed (expired) on failing findings."""
     for finding in findings:
+        finding.acceptance, finding.acceptance_lapsed = None, None
         if not finding.failing:
             continue
         for waiver in waivers:
             if not matches(waiver, finding):
                 continue
             if waiver.expires >= today:
-                finding.details["accepted"] = Acceptance(**waiver.model_dump(exclude={"finding", "check", "asset"})
-                                                         ).model_dump(mode="json")
-                finding.details.pop("acceptance_expired", None)
+                finding.acceptance = Acceptance(**waiver.model_dump(exclude={"finding", "check", "asset"}))
+                finding.acceptance_lapsed = None
                 break
-            finding.details["acceptance_expired"] = waiver.expires.isoformat()
-
-
-def accepted(finding: Finding) -> Acceptance | None:
-    raw = finding.details.get("accepted")
-    return Acceptance.model_validate(raw) if raw else None
+            finding.acceptance_lapsed = waiver.expires

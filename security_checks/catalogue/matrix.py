@@ -3,7 +3,8 @@
 The rules are deliberately conservative:
 - a requirement whose checks produced findings is met only if every one of them passed;
 - a failing finding covered by an unexpired waiver makes the requirement `risk_accepted`, not met;
-- a requirement whose checks produced nothing this run is `not_assessed`;
+- a requirement whose checks produced nothing this run is `not_assessed`, and so is one whose
+  checks say some asset could not be assessed (a pass elsewhere does not cover it);
 - a manual requirement is `manual`: attested (with who, when and the evidence) or awaiting
   attestation. A tool never turns a manual requirement into met.
 """
@@ -51,7 +52,7 @@ def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[
         ref = fw.ref(req)
         evidence = [f for c in req.checks for f in by_check.get(c, [])]
         failing = [f for f in evidence if f.failing]
-        open_failing = [f for f in failing if not f.details.get("accepted")]
+        open_failing = [f for f in failing if not f.accepted]
         attestation = attested.get(ref)
         if open_failing:
             status = RequirementStatus.NOT_MET
@@ -59,6 +60,10 @@ def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[
         elif failing:
             status, reason = (RequirementStatus.RISK_ACCEPTED,
                               f"{len(failing)} failing finding(s), risk accepted: {_which(failing)}")
+        elif any(f.status is Status.NOT_ASSESSED for f in evidence) and not req.manual:
+            unread = [f for f in evidence if f.status is Status.NOT_ASSESSED]
+            status = RequirementStatus.NOT_ASSESSED
+            reason = f"{len(unread)} of {len(evidence)} check result(s) could not assess their asset: {_which(unread)}"
         elif evidence and any(f.status is Status.PASS for f in evidence) and not req.manual:
             status, reason = RequirementStatus.MET, f"{len(evidence)} passing check result(s)"
         elif req.manual or (not req.checks):

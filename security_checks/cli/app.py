@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
-from datetime import date
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .. import __version__
-from ..assess import STEPS, StepContext, is_root, run_steps
 from ..findings import Finding
 from ..model.loader import LoadedEstate
-from ..store import Store
-from . import check, devices, evidence, history, infra, lab, report, scan, serve
+from . import check, devices, evidence, history, infra, lab, report, scan, serve, store
 from .common import (
     DEFAULT_HOME,
     DEMO_ESTATE,
@@ -28,11 +24,15 @@ from .common import (
     FormatOpt,
     HomeOpt,
     OutOpt,
+    WaitOpt,
     emit_json,
     err,
     exit_for,
     load_or_exit,
     open_store,
+    print_steps,
+    run_job,
+    usage_error,
 )
 
 app = typer.Typer(
@@ -60,6 +60,8 @@ app.add_typer(infra.app, name="infra")
 app.add_typer(devices.app, name="devices")
 app.add_typer(check.app, name="check")
 app.add_typer(evidence.app, name="evidence")
+app.add_typer(store.app, name="store")
+app.command(name="checks")(history.checks)
 
 
 def _version(value: bool) -> None:
@@ -106,7 +108,9 @@ def validate(estate: EstateOpt = DEMO_ESTATE, format: FormatOpt = Format.TEXT) -
 
 @app.command(epilog=(
     "Examples:\n\n  estate assess\n\n  estate assess --estate ../our-estate --out /srv/reports --fail-on critical\n\n"
-    "  estate assess --format json | jq .summary"))
+    "  estate assess --skip devices --check 'scan.*'\n\n  estate assess --format json | jq .summary\n\n"
+    "Exit status: 0 nothing open at or above --fail-on; 1 something is; 2 bad input; 75 another command "
+    "is writing to --home."))
 def assess(
     estate: EstateOpt = DEMO_ESTATE,
     home: HomeOpt = DEFAULT_HOME,
@@ -115,25 +119,34 @@ def assess(
     fail_on: FailOnOpt = FailOn.HIGH,
     only: list[str] = typer.Option([], "--only", help="Run only these steps (repeat the option)."),
     skip: list[str] = typer.Option([], "--skip", help="Skip these steps (repeat the option)."),
+    check: list[str] = typer.Option([], "--check", help="Keep only checks matching this pattern, e.g. 'scan.*' "
+                                    "(repeat). Steps with no selected check are skipped."),
+    exclude_check: list[str] = typer.Option([], "--exclude-check", help="Leave out checks matching this pattern "
+                                            "(repeat)."),
     advisory_feed: Path | None = typer.Option(
         None, "--advisory-feed", envvar="ESTATE_ADVISORY_FEED",
         help="Advisory feed (JSON) for patch compliance, built offline from the Debian Security Tracker and "
              "vendor bulletins. Default: the demo feed shipped in security_checks/compliance/data/."),
+    stack: str = typer.Option("demo", "--stack", help="Pulumi stack whose configuration the infra-plan step uses."),
+    wait: WaitOpt = 0.0,
+    report: bool = typer.Option(True, "--report/--no-report", help="Write the report site after the run."),
 ) -> None:
-    """Run the whole assessment: validate, scan, audit, check, store the run, write the report.
+    """Run the whole assessment: scans, device audit, infrastructure plan, patch and configuration
+    checks; store the run whole; write the report.
 
-    Every capability adds a step. Steps that cannot run here (for example lab scans when not
-    root) are skipped with the reason, which the run and its report record. The run is stored
-    whole or not at all: an interrupted assessment leaves no partial run behind.
+    Steps that cannot run here (lab scans when not root, say) are skipped with the reason, which the
+    run and its report record as plainly as the steps that ran. With --only, --skip, --check or
+    --exclude-check the run is partial: it can open and mitigate Remediation Action Plan items but
+    never close one. The run is stored whole or not at all.
     """
-    loaded = load_or_exit(estate)
-    known = {s.name for s in STEPS}
-    for name in (*only, *skip):
-        if name not in known:
-            from .common import usage_error
+    from ..jobs import ASSESS
+    from ..runner import Selection, validate_selection
 
-            usage_error(f"--only/--skip: unknown step {name!r} (steps: {', '.join(sorted(known)) or 'none'})")
-    steps = [s for s in STEPS if (not only or s.name in only) and s.name not in skip]
+    loaded = load_or_exit(estate)
+    sel = Selection(only=tuple(only), skip=tuple(skip), checks=tuple(check), exclude_checks=tuple(exclude_check))
+    problems = validate_selection(ASSESS, sel)
+    if problems:
+        usage_error(f"--only/--skip/--check: {problems[0]}")
     if advisory_feed is not None:
         # A broken feed is bad input: refuse it before a run starts, not half-way through.
         from ..compliance.advisories import FeedError, load_feed
@@ -141,73 +154,64 @@ def assess(
         try:
             load_feed(advisory_feed)
         except FeedError as exc:
-            from .common import usage_error
-
             usage_error(f"--advisory-feed: {exc}")
-    store = open_store(home)
-    out_dir = out or Path("out") / "report"
     started = time.monotonic()
-    with store.run("assess", estate_dir=str(estate), estate_digest=loaded.digest,
-                   full_scope=not only and not skip) as run:
-        run.tool_versions.update(_tool_versions())
-        ctx = StepContext(loaded=loaded, run=run, store=store, console=err, is_root=is_root(),
-                          today=date.today(), options={"out": out_dir, "advisory_feed": advisory_feed})
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                      console=err, transient=True, disable=not err.is_terminal) as progress:
-            task = progress.add_task("assessing", total=len(steps))
-
-            def on_step(step: object, i: int) -> None:
-                progress.update(task, completed=i, description=getattr(step, "description", ""))
-                if not err.is_terminal:
-                    err.print(f"[{i + 1}/{len(steps)}] {getattr(step, 'description', '')}")
-
-            run_steps(ctx, steps, on_step)
-            progress.update(task, completed=len(steps))
-        findings = list(run.findings)
-        run_id = run.id
-        steps_done = list(run.steps)
-    report_paths = _write_reports(store, run_id, loaded, out_dir)
-    summary = _summary(findings)
+    outcome = run_job(ASSESS, loaded, home, options={"advisory_feed": advisory_feed, "stack": stack},
+                      selection=sel, harness=lab_harness(loaded, namespaces="build"), wait=wait,
+                      quiet=format is Format.JSON)
+    run = outcome.run
+    report_paths = _write_reports(home, run.id, out or Path("out") / "report") if report else {}
+    summary = _summary(outcome.findings)
     if format is Format.JSON:
-        emit_json({"run": run_id, "summary": summary, "steps": steps_done,
-                   "reports": {k: str(v) for k, v in report_paths.items()},
+        emit_json({"run": run.id, "kind": run.kind, "full_scope": run.full_scope, "summary": summary,
+                   "steps": run.steps, "verdicts": {f"{v.framework} {v.version}": v.verdict for v in outcome.verdicts
+                                                    if v.in_force},
+                   "rap": outcome.rap, "reports": {k: str(v) for k, v in report_paths.items()},
                    "seconds": round(time.monotonic() - started, 1)})
     else:
-        for s in steps_done:
-            colour = {"ran": "green", "skipped": "yellow", "error": "red"}[s["status"]]
-            err.print(f"  [{colour}]{s['status']:>7}[/] {s['name']}: {s['summary']}", soft_wrap=True)
-        err.print(f"run [bold]{run_id}[/]: " + ", ".join(f"{v} {k}" for k, v in summary.items() if v))
+        print_steps(run.steps)
+        for v in outcome.verdicts:
+            if v.in_force:
+                err.print(f"  {v.title}: [bold]{v.verdict}[/]", soft_wrap=True)
+        err.print("  RAP: " + (", ".join(f"{n} {k}" for k, n in outcome.rap.items() if n) or "unchanged"))
+        err.print(f"run [bold]{run.id}[/]{'' if run.full_scope else ' (partial)'}: "
+                  + ", ".join(f"{v} {k}" for k, v in summary.items() if v))
         for name, path in report_paths.items():
             err.print(f"{name}: {path}")
-    raise typer.Exit(exit_for(findings, fail_on))
+    raise typer.Exit(exit_for(outcome.findings, fail_on))
+
+
+def lab_harness(loaded: LoadedEstate, *, namespaces: str, selftest: bool = True, endpoint: bool = True) -> Any:
+    """The demo lab around a run, for an estate that declares lab things; None for a real estate."""
+    e = loaded.estate
+    if not (any(s.lab for s in e.scan_scopes) or any(h.role == "selftest" for h in e.declared_hosts)):
+        return None   # a real estate: the lab package is never imported
+    from ..lab.harness import LabHarness
+
+    return LabHarness(selftest=selftest, namespaces=namespaces, endpoint=endpoint)  # type: ignore[arg-type]
 
 
 def _summary(findings: list[Finding]) -> dict[str, int]:
     from collections import Counter
 
     c = Counter(f.status.value for f in findings)
-    return {k: c.get(k, 0) for k in ("fail", "error", "manual", "not_assessed", "pass")}
-
-
-def _write_reports(store: Store, run_id: str, loaded: LoadedEstate, out_dir: Path) -> dict[str, Path]:
-    """Reports for a run; the reporting package decides which (HTML, PDF, machine outputs)."""
-    from ..report import write_reports
-
-    return write_reports(store, run_id, loaded, out_dir)
-
-
-def _tool_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"estate": __version__, "python": sys.version.split()[0]}
-    for pkg in ("pulumi", "pulumi-azure-native", "ansible-core", "ansible-runner", "python-nmap", "scapy"):
-        with contextlib.suppress(PackageNotFoundError):
-            out[pkg] = version(pkg)
+    out = {k: c.get(k, 0) for k in ("fail", "error", "manual", "not_assessed", "pass")}
+    out["accepted"] = sum(1 for f in findings if f.accepted)
     return out
 
 
+def _write_reports(home: Path, run_id: str, out_dir: Path) -> dict[str, Path]:
+    """Reports for a run, from the store alone."""
+    from ..report import write_reports
+
+    with open_store(home) as store:
+        return write_reports(store, run_id, out_dir)
+
+
 def main() -> None:
+    # Evidence and findings describe the council's weaknesses: everything estate (and the tools it
+    # runs: nmap, ansible-runner) creates is private unless it says otherwise (reports for a share do).
+    os.umask(0o077)
     try:
         app()
     except KeyboardInterrupt:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from ..fsutil import SHARED_FILE, atomic_write
+from ..report.compliance import RAP_CSV_COLUMNS as RAP_COLUMNS
 from ..store import RunInfo, Store
 from .common import (
     DEFAULT_HOME,
@@ -24,12 +26,14 @@ from .common import (
     err,
     load_or_exit,
     open_store,
+    same_estate,
     usage_error,
 )
 
 app = typer.Typer(
-    help=("Compliance over a stored run: Cyber Essentials readiness (ce) and PSN IT Health Check support with "
-          "the Remediation Action Plan (psn). Both read the latest `estate assess` run unless --run names one."),
+    help=("Compliance as a run stored it: Cyber Essentials readiness (ce) and PSN IT Health Check support with "
+          "the Remediation Action Plan (psn). Both read the latest `estate assess` run unless --run names one, "
+          "and change nothing: verdicts are computed once, when a run commits, and only runs change the plan."),
     rich_markup_mode="rich", no_args_is_help=True,
 )
 
@@ -50,12 +54,8 @@ def _pick_run(store: Store, run_id: str | None, home: Path) -> RunInfo:
 
 
 def _write(out: Path, name: str, text: str) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / name
-    partial = target.with_name(target.name + ".partial")
-    partial.write_text(text)
-    partial.replace(target)   # never a half-written file in --out
-    return target
+    # Never a half-written file in --out; these are for people to share (0644).
+    return atomic_write(out / name, text, mode=SHARED_FILE)
 
 
 @app.command(epilog=(
@@ -79,20 +79,18 @@ def ce(
     and the evidence file. Auto-fail items (cloud MFA; high and critical fixes within 14 days in
     v3.3) are listed first. The estate's own firewall and cloud-MFA configuration is checked too.
     """
-    from ..compliance.ce import assess, config_findings
-    from ..waivers import apply_waivers
+    from ..report.compliance import ce_document, in_force
 
     if version is not None and version not in ("3.3", "3.2"):
         usage_error(f"--version: {version!r} is not a catalogue version (3.3 or 3.2)")
     loaded = load_or_exit(estate)
-    store = open_store(home)
-    info = _pick_run(store, run, home)
-    findings = store.findings(info.id)
-    today = date.today()
-    if not any(f.check_id.startswith("ce.") for f in findings):   # the run predates the ce step
-        findings += config_findings(loaded.estate, today)
-    apply_waivers(findings, loaded.estate.waivers, today)
-    doc = assess(loaded.estate, findings, today, version=version, run_id=info.id, estate_dir=loaded.root)
+    with open_store(home) as store:
+        info = _pick_run(store, run, home)
+        same_estate(info, loaded)
+        verdict = in_force(store.verdicts(info.id), "cyber-essentials", version)
+        if verdict is None:
+            usage_error(f"run {info.id} ({info.kind}) stored no Cyber Essentials {version or 'in-force'} verdict")
+        doc = ce_document(info, verdict, store.findings(info.id))
     if out:
         _write(out, f"ce-{doc['version']}.json", json.dumps(doc, indent=2))
         rows = [["ref", "auto_fail", "manual", "status", "reason", "findings", "attested_by"]]
@@ -121,10 +119,12 @@ def _print_ce(doc: dict[str, Any]) -> None:
     s = doc["scope"]
     err.print(f"[bold]{doc['title']}[/] - {s['organisation']}, run {doc['run']}")
     cloud = s["cloud_services"]
+    hosting = Counter(c["hosting"] for c in cloud)
     err.print(f"Scope: {s['boundary']}; {len(s['sites'])} sites; {s['devices_total']} devices in "
               f"{len(s['device_groups'])} groups ("
               + ", ".join(f"{g['count']} {g['os']}" for g in s["device_groups"]) + "); cloud services: "
-              + ", ".join(f"{len(v)} {k.upper()}" for k, v in cloud.items()), soft_wrap=True)
+              + (", ".join(f"{n} {k.upper()}" for k, n in sorted(hosting.items())) or "none"), soft_wrap=True)
+    err.print(f"As assessed on {doc['assessed_on']} (verdicts are computed when a run commits)")
     if doc.get("advisory_feed"):
         f = doc["advisory_feed"]
         err.print(f"Advisory feed dated {f['feed_date']} ({f['age_days']} day(s) old)")
@@ -156,43 +156,39 @@ def psn(
 ) -> None:
     """PSN IT Health Check support: scored findings, the Remediation Action Plan, diagram data.
 
-    The plan is kept in the store across runs. Applying a run (once, in order; `estate assess`
-    already applies its own run) opens items for new failing findings, marks risks accepted by a
-    waiver, returns accepted risks past their expiry to open, closes items absent from a
-    full-scope run and reopens items that come back. Target dates follow the severity timescales
-    in security_checks/compliance/data/rap_policy.yaml.
+    The plan is kept in the store across runs, and only runs change it, each when it commits:
+    every run (assess, scans, imports, device audits, infra plans) opens items for its new failing
+    findings, marks risks accepted by a waiver, returns accepted risks past their expiry to open and
+    reopens items that come back. Only a full-scope run that ran an item's check, and could read
+    its asset, closes the item. This command prints the run's ITHC-style findings and the plan as
+    it stands; target dates follow the council's remediation timescales
+    (organisation.remediation_timescales).
     """
-    from ..compliance.psn import psn_report
-    from ..compliance.rap import Rap
-    from ..compliance.steps import csv_text
-    from ..waivers import apply_waivers
+    from ..report.compliance import in_force, psn_document, rap_csv_rows
 
     loaded = load_or_exit(estate)
-    store = open_store(home)
-    info = _pick_run(store, run, home)
-    findings = store.findings(info.id)
-    today = date.today()
-    apply_waivers(findings, loaded.estate.waivers, today)
-    rap = Rap(store)
-    update = rap.update(info.id, findings, loaded.estate, today, full_scope=info.full_scope)
-    doc = psn_report(loaded.estate, findings, rap, today, run_id=info.id, full_scope=info.full_scope,
-                     rap_update=update)
+    with open_store(home) as store:
+        info = _pick_run(store, run, home)
+        same_estate(info, loaded)
+        items = store.rap_items()
+        doc = psn_document(info, in_force(store.verdicts(info.id), "psn"), store.findings(info.id), items)
     if out:
-        _write(out, "rap.json", json.dumps(doc["rap"], indent=2, default=str))
-        _write(out, "rap.csv", csv_text(rap))
-        _write(out, "diagram.json", json.dumps(doc["diagram"], indent=2))
-        from ..network.diagram import render
+        from ..network.diagram import diagram_data, render
 
-        render(doc["diagram"], out / "network-diagram", formats=("svg",))
-        _write(out, "psn-summary.json", json.dumps({k: v for k, v in doc.items() if k not in ("rap", "diagram")},
+        diagram = diagram_data(loaded.estate)
+        _write(out, "rap.json", json.dumps(doc["rap"], indent=2, default=str))
+        _write(out, "rap.csv", _csv([list(RAP_COLUMNS), *rap_csv_rows(items)]))
+        _write(out, "diagram.json", json.dumps(diagram, indent=2))
+        render(diagram, out / "network-diagram", formats=("svg",))
+        _write(out, "psn-summary.json", json.dumps({k: v for k, v in doc.items() if k != "rap"},
                                                    indent=2, default=str))
     if format is Format.JSON:
         emit_json(doc)
         return
     s = doc["summary"]
-    err.print(f"[bold]{doc['network']} IT Health Check support[/] - run {doc['run']}"
-              f"{' (full scope)' if doc['full_scope'] else ' (partial run: nothing closes)'}")
-    err.print("ITHC-style findings: " + ", ".join(f"{v} {k}" for k, v in s["ithc_findings"].items() if v) or "none")
+    err.print(f"[bold]{doc['network']} IT Health Check support[/] - run {doc['run']} (assessed {doc['assessed_on']})"
+              f"{' (full scope)' if doc['full_scope'] else ' (partial run: it closed nothing)'}")
+    err.print("ITHC-style findings: " + (", ".join(f"{v} {k}" for k, v in s["ithc_findings"].items() if v) or "none"))
     table = Table()
     for col in ("finding", "severity", "owner", "target", "status"):
         table.add_column(col, overflow="fold")
@@ -203,7 +199,8 @@ def psn(
                       f"{item['severity']}" + (f" {item['cvss_score']:.1f}" if item["cvss_score"] is not None else ""),
                       item["owner"], item["target_date"], item["status"])
     err.print(table)
-    err.print("RAP: " + (", ".join(f"{v} {k}" for k, v in sorted(s["rap"].items())) or "empty")
-              + f"; target dates: {doc['rap_policy']['source']}")
+    err.print("RAP (as every run so far left it): " + (", ".join(f"{v} {k}" for k, v in sorted(s["rap"].items()))
+                                                       or "empty")
+              + f"; target dates: {doc['rap_policy'].get('source', '')}", soft_wrap=True)
     if out:
         err.print(f"written: {out}/rap.csv, rap.json, diagram.json, network-diagram.svg, psn-summary.json")

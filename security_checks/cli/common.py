@@ -4,14 +4,17 @@
   ESTATE_HOME, default ./.estate: the store, evidence, keys), `--out DIR`, `--format text|json`.
 - JSON goes to stdout and nothing else does; messages, progress and warnings go to stderr.
 - Exit status: 0 success; 1 findings at or above --fail-on, or policy violations; 2 bad input or
-  usage (one line naming the file and field, never a traceback).
+  usage (one line naming the file and field, never a traceback); 75 another estate command is
+  writing to the same --home and --wait ran out (try again later).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -59,6 +62,36 @@ FailOnOpt = Annotated[FailOn, typer.Option(
     "--fail-on", help="Exit 1 when a failing finding is at or above this severity; none: never.")]
 
 DEFAULT_HOME = Path(".estate")
+WaitOpt = Annotated[float, typer.Option(
+    "--wait", min=0, help="When another estate command is writing to --home, wait up to this many seconds "
+    "(0: refuse at once).")]
+EXIT_BUSY = 75  # EX_TEMPFAIL: the home is busy, nothing was done, try again
+
+
+@contextlib.contextmanager
+def writing(home: Path, command: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the home's writer lock for a command that writes; busy: one line and exit 75."""
+    from ..store.lock import LockBusy, writer_lock
+
+    last = [0.0]
+
+    def waiting(who: str, left: float) -> None:
+        import time
+
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            err.print(f"waiting for {who} to finish ({left:.0f} s left of --wait)", soft_wrap=True, markup=False)
+
+    try:
+        lock = writer_lock(home, command, wait=wait, on_wait=waiting)
+        lock.__enter__()
+    except LockBusy as exc:
+        err.print(f"[bold red]busy:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(EXIT_BUSY) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def usage_error(message: str) -> NoReturn:
@@ -77,20 +110,42 @@ def load_or_exit(estate_dir: Path, *, policy: bool = True) -> LoadedEstate:
         raise typer.Exit(2) from None
 
 
-def run_or_exit(store: Store, run: str | None, home: Path) -> RunInfo:
+def run_or_exit(store: Store, run: str | None, home: Path, *, kind: str | None = None) -> RunInfo:
     """The run a command works on: the given id (or unique prefix), else the latest; exit 2 if none."""
-    info = store.get_run(run)
+    info = store.get_run(run, kind=None if run else kind)
     if info is None:
         usage_error(f"--run {run}: no such run (or the prefix is ambiguous) in {home}" if run
-                    else f"{home}: no runs yet: run `estate assess` first")
+                    else f"{home}: no {kind + ' ' if kind else ''}runs yet: run `estate assess` first")
     return info
 
 
+def same_estate(info: RunInfo, loaded: LoadedEstate) -> None:
+    """A command that reads a run must be given the estate that run assessed (exit 2 otherwise).
+
+    Otherwise one council's scope, waivers or network name could be shown beside another's findings.
+    """
+    if info.estate_digest == loaded.digest:
+        return
+    usage_error(f"run {info.id} assessed the estate {info.estate_dir} (digest {info.estate_digest[:12]}), but --estate "
+                f"is {loaded.root} (digest {loaded.digest[:12]}): pass the estate that run assessed (as it was then), "
+                "or run again")
+
+
 def open_store(home: Path) -> Store:
+    """The store for reading (a shared lock while the command runs). Bad store: one line, exit 2."""
+    from ..store import StoreError
+
+    if not (home / "estate.db").exists() and not (home / "runs").is_dir():
+        usage_error(f"{home}: no store here yet (nothing has run with this --home): run `estate assess` first")
     try:
-        return Store(home)
+        store = Store(home)
+    except StoreError as exc:
+        usage_error(str(exc))
     except OSError as exc:
         usage_error(f"{home}: cannot open the state directory ({exc.strerror or exc})")
+    for problem in store.problems:
+        err.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
+    return store
 
 
 def emit_json(data: Any) -> None:
@@ -101,5 +156,87 @@ def exit_for(findings: list[Finding], fail_on: FailOn) -> int:
     if fail_on is FailOn.NONE:
         return 0
     threshold = Severity(fail_on.value).rank
-    failing = [f for f in findings if f.failing and not f.details.get("accepted") and f.severity.rank >= threshold]
+    failing = [f for f in findings if f.open and f.severity.rank >= threshold]
     return 1 if failing else 0
+
+
+class Progress:
+    """Progress of a run on stderr: a live line on a terminal, numbered lines otherwise (logs, CI)."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._live: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> Progress:
+        if err.is_terminal and not self.quiet:
+            from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Live
+
+            self._live = Live(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                              TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err,
+                              transient=True)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def step(self, i: int, n: int, description: str) -> None:
+        if self._live is not None:
+            if self._task is None:
+                self._task = self._live.add_task(description, total=n)
+            self._live.update(self._task, completed=i, description=description)
+        elif not self.quiet:
+            err.print(f"[{i + 1}/{n}] {description}", soft_wrap=True, markup=False, highlight=False)
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            err.print(f"  {message}", soft_wrap=True, markup=False, highlight=False)
+
+
+def run_job(job: Any, loaded: LoadedEstate, home: Path, *, options: dict[str, Any] | None = None,
+            selection: Any = None, harness: Any = None, wait: float = 0.0, quiet: bool = False) -> Any:
+    """Hand a job to the runner; every failure mode becomes one line and its exit status."""
+    from ..runner import Runner
+    from ..step import InputRefused
+    from ..store import StoreError
+    from ..store.lock import LockBusy
+
+    last = [0.0]
+
+    def waiting(who: str, left: float) -> None:
+        import time
+
+        if time.monotonic() - last[0] >= 5:
+            last[0] = time.monotonic()
+            err.print(f"waiting for {who} to finish ({left:.0f} s left of --wait)", soft_wrap=True, markup=False)
+
+    with Progress(quiet) as progress:
+        runner = Runner(loaded, home, say=progress.say, wait=wait, on_wait=waiting)
+        try:
+            return runner.run(job, options=options, selection=selection, harness=harness, on_step=progress.step)
+        except LockBusy as exc:
+            err.print(f"[bold red]busy:[/] {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_BUSY) from None
+        except (StoreError, InputRefused) as exc:
+            usage_error(str(exc))
+
+
+def print_steps(steps: list[dict[str, Any]]) -> None:
+    colour = {"ran": "green", "skipped": "yellow", "error": "red"}
+    for s in steps:
+        err.print(f"  [{colour.get(s['status'], 'white')}]{s['status']:>7}[/] {s['name']}: {s['summary']}",
+                  soft_wrap=True)
+
+
+def print_failing(findings: list[Finding], limit: int | None = None) -> None:
+    fails = sorted((f for f in findings if f.failing),
+                   key=lambda f: (f.accepted, -f.severity.rank, f.check_id, f.asset))
+    for f in fails[:limit]:
+        state = " (accepted)" if f.accepted else ""
+        err.print(f"  {f.severity.value:>8}{state} {f.check_id} {f.asset} {f.key}: {f.observed}", soft_wrap=True,
+                  markup=False, highlight=False)
+    if limit is not None and len(fails) > limit:
+        err.print(f"  ... and {len(fails) - limit} more (estate findings --run <id>)", markup=False)

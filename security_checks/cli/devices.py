@@ -17,11 +17,13 @@ from .common import (
     Format,
     FormatOpt,
     HomeOpt,
+    WaitOpt,
     emit_json,
     err,
     exit_for,
     load_or_exit,
-    open_store,
+    print_steps,
+    run_job,
     usage_error,
 )
 
@@ -36,28 +38,29 @@ LimitOpt = Annotated[str | None, typer.Option(
     "--limit", help="Ansible host pattern, e.g. lab-debian-01 or site_civic_centre.")]
 
 
-def _run(kind: str, apply: bool, estate: Path, home: Path, limit: str | None, format: Format,
-         fail_on: FailOn) -> None:
-    from ..devices.audit import DevicesError, run_devices
+def _run(apply: bool, estate: Path, home: Path, limit: str | None, format: Format, fail_on: FailOn,
+         wait: float) -> None:
     from ..devices.progress import DeviceProgress
+    from ..jobs import DEVICES_APPLY, DEVICES_AUDIT
 
     loaded = load_or_exit(estate)
-    store = open_store(home)
-    try:
-        with (store.run(kind, estate_dir=str(estate), estate_digest=loaded.digest) as run,
-              DeviceProgress(err) as progress):
-            result = run_devices(loaded, home, run, apply=apply, limit=limit, on_event=progress)
-            run.step("devices", "ran", result.summary())
-            run_id = run.id
-    except DevicesError as exc:
-        usage_error(str(exc))
-    findings = result.findings
+    job = DEVICES_APPLY if apply else DEVICES_AUDIT
+    with DeviceProgress(err) as progress:
+        outcome = run_job(job, loaded, home, options={"apply": apply, "limit": limit, "on_event": progress,
+                                                     "refuse_bad_input": True}, wait=wait, quiet=True)
+    run, findings = outcome.run, outcome.findings
+    summary = run.steps[-1]["summary"] if run.steps else ""
     if format is Format.JSON:
-        emit_json({"run": run_id, "kind": kind, "summary": result.summary(),
+        emit_json({"run": run.id, "kind": run.kind, "summary": summary, "steps": run.steps, "rap": outcome.rap,
                    "findings": [f.model_dump(mode="json") for f in findings]})
     else:
         _print(findings, apply)
-        err.print(f"run [bold]{run_id}[/] ({kind}): {result.summary()}")
+        err.print(f"run [bold]{run.id}[/] ({run.kind}): {summary}")
+    if any(f.check_id == "devices.unreachable" and "chroot" in f.observed and "does not exist" in f.observed
+           for f in findings):
+        err.print("hint: the demo's lab endpoint is built with `estate devices endpoint up` (root)")
+    if any(s["status"] == "error" for s in run.steps):
+        print_steps(run.steps)
     if apply:
         raise typer.Exit(1 if any(f.status is Status.ERROR for f in findings) else 0)
     raise typer.Exit(exit_for(findings, fail_on))
@@ -79,7 +82,7 @@ def _print(findings: list[Finding], apply: bool) -> None:
                      "  estate devices audit --limit lab-debian-01 --format json\n\n"
                      "  estate devices audit --estate ../our-estate --limit site_civic_centre --fail-on critical"))
 def audit(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, limit: LimitOpt = None,
-          format: FormatOpt = Format.TEXT, fail_on: FailOnOpt = FailOn.HIGH) -> None:
+          format: FormatOpt = Format.TEXT, fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0) -> None:
     """Audit endpoints against the baseline (ansible --check --diff): nothing is changed.
 
     Each control on each host becomes a finding (pass, fail with observed and expected from the diff,
@@ -87,12 +90,12 @@ def audit(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, limit: 
     evidence. Unreachable hosts are findings (devices.unreachable), not failures of the command.
     Exit 1 when a failing finding is at or above --fail-on.
     """
-    _run("devices-audit", False, estate, home, limit, format, fail_on)
+    _run(False, estate, home, limit, format, fail_on, wait)
 
 
 @app.command(epilog="Examples:\n\n  estate devices apply --limit lab-debian-01\n\n  estate devices apply --format json")
 def apply(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, limit: LimitOpt = None,
-          format: FormatOpt = Format.TEXT) -> None:
+          format: FormatOpt = Format.TEXT, wait: WaitOpt = 0.0) -> None:
     """Remediate endpoints to the baseline and report what changed (run kind devices-apply).
 
     Lock-out safe by default: the SSH/WinRM port in use and the management allowlist stay open,
@@ -100,7 +103,7 @@ def apply(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, limit: 
     uses stays an administrator. Report-only controls (disk encryption, anti-malware, LAPS,
     BitLocker) are reported, not changed. Exit 1 when a host could not be reached or a task failed.
     """
-    _run("devices-apply", True, estate, home, limit, format, FailOn.NONE)
+    _run(True, estate, home, limit, format, FailOn.NONE, wait)
 
 
 @app.command(epilog=("Examples:\n\n  estate devices endpoint up\n\n  estate devices endpoint status --format json\n\n"
@@ -113,7 +116,7 @@ def endpoint(action: Annotated[str, typer.Argument(help="up | down | status")],
     non-compliance: root SSH log-in, no unattended-upgrades, telnet installed, an extra sudoer.
     down removes it; status says whether it exists.
     """
-    from ..devices.endpoint import LAB_ENDPOINT, EndpointError, ensure_lab_endpoint, remove_lab_endpoint
+    from ..lab.endpoint import LAB_ENDPOINT, EndpointError, ensure_lab_endpoint, remove_lab_endpoint
 
     path = home / LAB_ENDPOINT
     if action == "up":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -21,21 +20,28 @@ def runs(home: HomeOpt = DEFAULT_HOME, limit: int = typer.Option(20, help="How m
 
     Examples:  estate runs  |  estate runs --kind assess --limit 5 --format json
     """
-    store = open_store(home)
     rows: list[dict[str, Any]] = []
-    for run in store.runs(kind=kind, limit=limit):
-        counts = Counter(f.status.value for f in store.findings(run.id))
-        rows.append({"id": run.id, "kind": run.kind, "started_at": run.started_at.isoformat(),
-                     "operator": run.operator, "full_scope": run.full_scope, "counts": dict(counts),
-                     "skipped": [s["name"] for s in run.steps if s["status"] == "skipped"]})
+    with open_store(home) as store:
+        listed = store.runs(kind=kind, limit=limit)
+        counts = store.status_counts(r.id for r in listed)
+        for run in listed:
+            rows.append({"id": run.id, "kind": run.kind, "started_at": run.started_at.isoformat(),
+                         "operator": run.operator, "estate": run.organisation or run.estate_dir,
+                         "full_scope": run.full_scope, "counts": counts.get(run.id, {}),
+                         "steps": [{"name": s["name"], "status": s["status"], "summary": s.get("summary", "")}
+                                   for s in run.steps],
+                         "rap": run.rap_update})
     if format is Format.JSON:
         emit_json(rows)
         return
-    table = Table("run", "kind", "started (UTC)", "operator", "fail", "error", "pass", "skipped steps")
+    table = Table("run", "kind", "started (UTC)", "estate", "fail", "error", "not assessed", "pass",
+                  "steps skipped or failed")
     for r in rows:
         c = r["counts"]
-        table.add_row(r["id"], r["kind"], r["started_at"][:19], r["operator"], str(c.get("fail", 0)),
-                      str(c.get("error", 0)), str(c.get("pass", 0)), ", ".join(r["skipped"]))
+        gaps = [f"{s['name']} ({s['status']}: {s['summary']})" for s in r["steps"] if s["status"] != "ran"]
+        table.add_row(r["id"] + ("" if r["full_scope"] else "\n(partial)"), r["kind"], r["started_at"][:19],
+                      r["estate"], str(c.get("fail", 0)), str(c.get("error", 0)), str(c.get("not_assessed", 0)),
+                      str(c.get("pass", 0)), "\n".join(gaps))
     Console().print(table)
 
 
@@ -50,18 +56,49 @@ def findings(home: HomeOpt = DEFAULT_HOME,
 
     Examples:  estate findings --status fail --min-severity high  |  estate findings --check 'devices.*' --format json
     """
-    store = open_store(home)
-    info = store.get_run(run)
-    if info is None:
-        usage_error(f"--run: no run matches {run!r}" if run else f"no runs stored in {home} yet: run `estate assess`")
-    selected = [f for f in store.findings(info.id)
+    with open_store(home) as store:
+        info = store.get_run(run)
+        if info is None:
+            usage_error(f"--run: no run matches {run!r}" if run
+                        else f"no runs stored in {home} yet: run `estate assess`")
+        stored = store.findings(info.id)
+    selected = [f for f in stored
                 if (not status or f.status in status) and f.severity.rank >= min_severity.rank
                 and fnmatchcase(f.check_id, check) and fnmatchcase(f.asset, asset)]
     selected.sort(key=lambda f: (-f.severity.rank, f.check_id, f.asset))
     if format is Format.JSON:
         emit_json({"run": info.id, "findings": [f.model_dump(mode="json") for f in selected]})
         return
-    table = Table("severity", "status", "check", "asset", "observed", title=f"run {info.id}")
+    table = Table("severity", "status", "check", "asset", "observed", title=f"run {info.id} ({info.kind})")
     for f in selected:
-        table.add_row(f.severity.value, f.status.value, f.check_id, f.asset, f.observed[:80])
+        state = f.status.value + (" (accepted)" if f.accepted else "")
+        table.add_row(f.severity.value, state, f.check_id, f.asset, f.observed[:80])
+    Console().print(table)
+
+
+def checks(check: str = typer.Argument("*", help="Check id or pattern, e.g. scan.weak_tls or 'devices.*'."),
+           format: FormatOpt = Format.TEXT) -> None:
+    """The check registry: each check's metadata, where its code and metadata live, its requirements.
+
+    Examples:  estate checks  |  estate checks scan.weak_tls  |  estate checks 'infra.*' --format json
+    """
+    from ..jobs import describe_checks
+
+    found = describe_checks(check)
+    if not found:
+        usage_error(f"no check matches {check!r}")
+    if format is Format.JSON:
+        emit_json(found)
+        return
+    if len(found) == 1:
+        d = found[0]
+        for k in ("id", "title", "severity", "evidence_kind", "source", "metadata", "emitted_by", "steps",
+                  "requirements", "description", "remediation"):
+            value = d.get(k)
+            text = ", ".join(value) if isinstance(value, list) else str(value or "")
+            Console().print(f"[bold]{k}[/]: {text}", soft_wrap=True, highlight=False)
+        return
+    table = Table("check", "severity", "evidence", "title", "requirements")
+    for d in found:
+        table.add_row(d["id"], d["severity"], d["evidence_kind"], d["title"], " ".join(d["requirements"]))
     Console().print(table)

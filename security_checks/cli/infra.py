@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,10 +28,12 @@ from .common import (
     Format,
     FormatOpt,
     HomeOpt,
+    WaitOpt,
     emit_json,
     err,
     load_or_exit,
-    open_store,
+    print_steps,
+    run_job,
     usage_error,
 )
 
@@ -98,6 +99,7 @@ def plan(
     estate: EstateDirOpt = None,
     home: HomeOpt = DEFAULT_HOME,
     format: FormatOpt = Format.TEXT,
+    wait: WaitOpt = 0.0,
 ) -> None:
     """Run the Pulumi program offline (mock runtime: no Pulumi CLI, no Azure) and check the policy rules.
 
@@ -105,31 +107,29 @@ def plan(
     violation with the estate file:line it came from. The run is stored (kind infra-plan) with the
     plan JSON as evidence; the same rules run as a CrossGuard pack under `estate infra preview`.
     """
-    from ..infra_plan import PLAN_DESCRIPTION, PLAN_EVIDENCE, PlanInputError, printable, run_offline_plan, to_findings
+    from ..infra_plan import PLAN_EVIDENCE
+    from ..jobs import INFRA
 
     estate_dir = _estate_dir_for(stack, estate)
     # policy=False: overlapping ranges reach the policy rules as violations instead of being refused.
     loaded = load_or_exit(estate_dir, policy=False)
-    with tempfile.TemporaryDirectory(prefix="estate-infra-plan-") as tmp:
-        try:
-            doc = run_offline_plan(estate_dir, stack, Path(tmp), lambda line: err.print(line, soft_wrap=True))
-        except PlanInputError as exc:
-            usage_error(str(exc))
-    violations = doc["violations"]
-    store = open_store(home)
-    with store.run("infra-plan", estate_dir=str(estate_dir), estate_digest=loaded.digest, full_scope=True) as run:
-        ref = run.write_evidence(PLAN_EVIDENCE, json.dumps(doc, indent=1, default=str), PLAN_DESCRIPTION)
-        findings = to_findings(doc, ref)
-        run.add(findings)
-        run.step("infra-plan", "ran", f"{doc['resource_count']} resources, {len(violations)} violation(s)")
-        run_id = run.id
+    outcome = run_job(INFRA, loaded, home, options={"stack": stack, "refuse_bad_input": True}, wait=wait,
+                      quiet=format is Format.JSON)
+    run = outcome.run
+    step = run.steps[-1]
+    if step["status"] != "ran":
+        print_steps(run.steps)
+        raise typer.Exit(1)
+    doc = outcome.data.get("infra-plan", {}).get("plan", {})
+    violations = doc.get("violations", [])
     if format is Format.JSON:
-        emit_json({"run": run_id, "stack": stack, "estate": str(estate_dir), **printable(doc)})
+        emit_json({"run": run.id, "stack": stack, "estate": str(estate_dir), **doc})
     else:
         _print_graph(doc)
         _print_violations(violations)
-        err.print(f"run [bold]{run_id}[/]: {doc['resource_count']} resources, "
-                  f"{len(violations)} policy violation(s); plan: {store.evidence_dir(run_id) / PLAN_EVIDENCE}")
+        err.print(f"run [bold]{run.id}[/]: {doc.get('resource_count', 0)} resources, "
+                  f"{len(violations)} policy violation(s), {len(outcome.findings)} findings stored; "
+                  f"plan: {home / 'runs' / run.id / PLAN_EVIDENCE}")
     raise typer.Exit(1 if violations else 0)
 
 

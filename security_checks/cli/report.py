@@ -19,6 +19,7 @@ from .common import (
     load_or_exit,
     open_store,
     run_or_exit,
+    same_estate,
 )
 
 EPILOG = ("Examples:\n\n  estate report\n\n  estate report --run 20261122T0505 --out /srv/share/security\n\n"
@@ -35,20 +36,24 @@ def report(
 ) -> None:
     """Write the report site for a run: dashboard, control matrix, scope and evidence, PDF, machine outputs.
 
-    The site is static (no scripts, styles or fonts from the network): open out/report/index.html from a
-    file share, or serve it with `estate serve`. Waivers and attestations come from the estate model
-    (--estate); the findings, evidence and history come from the store (--home).
+    Everything in it is what the run stored: its findings, the verdicts computed when it committed,
+    its evidence, the scope and waivers as they were then, and the Remediation Action Plan. --estate
+    must be the estate the run assessed (exit 2 otherwise), so one council's report never shows
+    another's. The site is static (no scripts, styles or fonts from the network): open
+    out/report/index.html from a file share, or serve it with `estate serve`. It replaces --out in
+    one atomic step.
     """
     from ..report import write_reports
 
-    store = open_store(home)
-    info = run_or_exit(store, run, home)
     loaded = load_or_exit(estate)
     out_dir = out or Path("out") / "report"
-    paths = write_reports(store, info.id, loaded, out_dir, pdf=pdf)
+    with open_store(home) as store:
+        info = run_or_exit(store, run, home)
+        same_estate(info, loaded)
+        paths = write_reports(store, info.id, out_dir, pdf=pdf)
     if format is Format.JSON:
         emit_json({"run": info.id, "reports": {k: str(v) for k, v in paths.items()}})
     else:
-        err.print(f"report for run [bold]{info.id}[/]: {out_dir / 'index.html'}")
+        err.print(f"report for run [bold]{info.id}[/] ({info.kind}): {out_dir / 'index.html'}")
         for name, path in paths.items():
             err.print(f"  {name}: {path}")

@@ -1,54 +1,18 @@
-"""Cyber Essentials readiness: configuration checks on the estate model, and the assessment of a
-run's findings against a catalogue version (3.3 by default, 3.2 kept).
+"""Cyber Essentials configuration checks made on the estate model itself (evidence: declared).
 
-Verdict: "not ready: auto-fail" when an auto-fail requirement is not met; "not ready" when any
-requirement is not met, has an accepted risk (Cyber Essentials certifies no exceptions), awaits an
-attestation, was not assessed, or rests on an attestation whose evidence file is missing;
-otherwise "ready". The reasons list says which, auto-fail items first.
-
-The assessment is written as run evidence `compliance/ce.json`, which the report reads. Shape:
-
-    {
-      "framework": "cyber-essentials", "version": "3.3", "title": "...", "run": "<run id>",
-      "assessed_on": "2026-11-22",
-      "verdict": "ready" | "not ready" | "not ready: auto-fail",
-      "reasons": ["CE3.3:SUM-4 (auto-fail) not met: 1 failing finding(s)", ...],
-      "counts": {"met": 9, "not_met": 3, "risk_accepted": 0, "manual": 14, "not_assessed": 5},
-      "scope": {"organisation", "sites": [...], "device_groups": [...], "devices_total",
-                "cloud_services": {"saas": [...], "paas": [...], "iaas": [...]}, "firewalls": [...]},
-      "advisory_feed": {"path", "feed_date", "age_days", "source", "advisories"} | null,
-      "attestations_file": "<estate>/attestations.yaml",
-      "requirements": [          # auto-fail first, then in catalogue order
-        {"ref": "CE3.3:SUM-4", "id", "control", "title", "requirement", "clause", "auto_fail",
-         "manual", "checks", "maps_to", "status": "met|not_met|risk_accepted|manual|not_assessed",
-         "reason", "evidence": [{"finding", "check_id", "asset", "key", "status", "severity",
-         "observed", "accepted", "evidence": [paths]}], "failing": [finding ids],
-         "attestation": {"attested_by", "attested_on", "statement", "expires", "evidence",
-                         "missing_evidence"} | null,
-         "record_evidence_at": "where a person records the attestation"}
-      ]
-    }
+They read what the estate declares about firewalls and cloud services, so they can show a
+requirement as declared, never as observed; the verdicts that use them are computed by the
+runner (security_checks/compliance/verdict.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
 from datetime import date
-from pathlib import Path
-from typing import Any
 
-from ..catalogue import Framework, framework
-from ..catalogue.matrix import RequirementResult, RequirementStatus, evaluate
 from ..checks import make_finding
 from ..findings import Finding, Status
-from ..model.schema import Estate, Hosting, ZoneKind
-
-FRAMEWORK = "cyber-essentials"
-READY = "ready"
-NOT_READY = "not ready"
-AUTO_FAIL = "not ready: auto-fail"
-
+from ..model.schema import Estate, ZoneKind
 
 # -- configuration checks on the estate model ---------------------------------------------------
 
@@ -148,97 +112,3 @@ def firewall_rule_review(estate: Estate, today: date) -> list[Finding]:
                 expected="an owner, a justification and a review date not in the past", site=fw.site,
                 details={"firewall": fw.name, "rule": r.id, "owner": r.owner, "review_by": r.review_by.isoformat()}))
     return out
-
-
-# -- the assessment -----------------------------------------------------------------------------
-
-def scope_statement(estate: Estate) -> dict[str, Any]:
-    services: dict[str, list[dict[str, Any]]] = {h.value: [] for h in Hosting}
-    for lob in estate.lob_systems:
-        services[lob.hosting.value].append({"name": lob.name, "title": lob.title, "supplier": lob.supplier,
-                                            "owner": lob.owner, "mfa_enforced": lob.mfa_enforced,
-                                            **({"os": lob.os.value, "vms": lob.vm_count} if lob.os else {})})
-    groups = [{"name": g.name, "os": g.os.value, "count": g.count, "managed_by": g.managed_by,
-               "sites": g.sites if isinstance(g.sites, str) else list(g.sites),
-               "extended_security_updates": g.extended_security_updates} for g in estate.endpoint_groups]
-    return {
-        "organisation": estate.organisation.name,
-        "boundary": "whole organisation",
-        "sites": [{"name": s.name, "title": s.title, "kind": s.kind.value, "staff": s.staff} for s in estate.sites],
-        "device_groups": groups,
-        "devices_total": sum(g.count for g in estate.endpoint_groups),
-        "cloud_services": services,
-        "firewalls": [{"name": f.name, "vendor": f.vendor, "site": f.site} for f in estate.firewalls],
-    }
-
-
-def _ordered(results: list[RequirementResult]) -> list[RequirementResult]:
-    return sorted(results, key=lambda r: not r.requirement.auto_fail)   # stable: catalogue order within
-
-
-def verdict(results: list[RequirementResult]) -> tuple[str, list[str]]:
-    reasons = []
-    auto = False
-    for r in _ordered(results):
-        if r.status is RequirementStatus.NOT_MET:
-            auto = auto or r.requirement.auto_fail
-            reasons.append(f"{r.ref}{' (auto-fail)' if r.requirement.auto_fail else ''} not met: {r.reason}")
-        elif r.status is RequirementStatus.RISK_ACCEPTED:
-            reasons.append(f"{r.ref} has accepted risks: Cyber Essentials does not certify accepted non-compliance")
-        elif r.status is RequirementStatus.MANUAL and r.attestation is None:
-            reasons.append(f"{r.ref} needs an attestation (manual)")
-        elif r.status is RequirementStatus.NOT_ASSESSED:
-            reasons.append(f"{r.ref} not assessed: {r.reason}")
-    if auto:
-        return AUTO_FAIL, reasons
-    return (NOT_READY, reasons) if reasons else (READY, ["every requirement is met or attested"])
-
-
-def assess(estate: Estate, findings: Iterable[Finding], today: date, *, version: str | None = None,
-           run_id: str = "", estate_dir: Path | None = None) -> dict[str, Any]:
-    fw: Framework = framework(FRAMEWORK, version or estate.organisation.ce_version)
-    findings = list(findings)
-    attestations = [a for a in estate.attestations if a.requirement.startswith(fw.prefix + ":")]
-    results = _ordered(evaluate(fw, findings, attestations, today))
-    expired = {a.requirement: a for a in attestations if a.expires is not None and a.expires < today}
-    v, reasons = verdict(results)
-    counts = {s.value: 0 for s in RequirementStatus}
-    rows: list[dict[str, Any]] = []
-    attest_file = str((estate_dir / "attestations.yaml") if estate_dir else "attestations.yaml")
-    for r in results:
-        counts[r.status.value] += 1
-        att = None
-        if r.attestation:
-            a = r.attestation
-            missing = [e for e in a.evidence if estate_dir is not None and not (estate_dir / e).is_file()]
-            att = {"attested_by": a.attested_by, "attested_on": a.attested_on.isoformat(), "statement": a.statement,
-                   "expires": a.expires.isoformat() if a.expires else None, "evidence": a.evidence,
-                   "missing_evidence": missing}
-        reason = r.reason
-        if r.status is RequirementStatus.MANUAL and r.attestation is None and r.ref in expired:
-            reason = f"attestation expired on {expired[r.ref].expires}; awaiting a new one"
-        rows.append({
-            "ref": r.ref, "id": r.requirement.id, "control": r.requirement.control, "title": r.requirement.title,
-            "requirement": r.requirement.requirement.strip(), "clause": r.requirement.clause,
-            "auto_fail": r.requirement.auto_fail, "manual": r.requirement.manual, "checks": r.requirement.checks,
-            "maps_to": r.requirement.maps_to, "status": r.status.value, "reason": reason,
-            "evidence": [{"finding": f.id, "check_id": f.check_id, "asset": f.asset, "key": f.key,
-                          "status": f.status.value, "severity": f.severity.value, "observed": f.observed,
-                          "accepted": bool(f.details.get("accepted")), "evidence": [e.path for e in f.evidence]}
-                         for f in r.findings],
-            "failing": [f.id for f in r.failing],
-            "attestation": att,
-            "record_evidence_at": f"{attest_file}: attestations[requirement={r.ref}]"
-                                  if r.requirement.manual or not r.requirement.checks else None,
-        })
-    # An attestation whose evidence file is not in the estate repository cannot be verified.
-    unverifiable = [r["ref"] for r in rows if r["attestation"] and r["attestation"]["missing_evidence"]]
-    if unverifiable:
-        reasons += [f"{ref}: attestation cites evidence missing from the estate directory" for ref in unverifiable]
-        if v == READY:
-            v, reasons = NOT_READY, reasons[1:]
-    feed = next((f.details for f in findings if f.check_id == "patch.advisory_feed_stale"), None)
-    return {"framework": fw.framework, "version": fw.version, "title": fw.title, "run": run_id,
-            "assessed_on": today.isoformat(), "verdict": v, "reasons": reasons, "counts": counts,
-            "scope": scope_statement(estate), "advisory_feed": feed, "attestations_file": attest_file,
-            "requirements": rows}

@@ -11,8 +11,7 @@ from typing import Any
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Status
 from ..model.loader import LoadedEstate
-from ..store import RunWriter
-from .endpoint import LAB_ENDPOINT
+from ..step import EvidenceSink
 from .results import dumps_events, findings_from_events
 from .runner import RunnerOutcome, run_playbook
 from .scrub import Scrubber, password_env_names
@@ -51,16 +50,27 @@ def missing_chroots(loaded: LoadedEstate, home: Path) -> dict[str, str]:
                 continue
             path = Path(h.address) if Path(h.address).is_absolute() else home / h.address
             if not (path / "usr" / "bin").is_dir():
-                hint = " (build it: estate devices endpoint up)" if Path(h.address) == LAB_ENDPOINT else ""
-                out[h.name] = f"chroot {path} does not exist{hint}"
+                out[h.name] = f"chroot {path} does not exist"
     return out
 
 
-def run_devices(loaded: LoadedEstate, home: Path, run: RunWriter, *, apply: bool, limit: str | None = None,
-                on_event: Callable[[dict[str, Any]], None] | None = None) -> DevicesResult:
-    """Run the baseline, add findings to `run` and write the scrubbed events as evidence."""
+def run_devices(loaded: LoadedEstate, home: Path, run: EvidenceSink, *, apply: bool, limit: str | None = None,
+                on_event: Callable[[dict[str, Any]], None] | None = None,
+                exclude: dict[str, str] | None = None) -> DevicesResult:
+    """Run the baseline and write the scrubbed events as evidence; the findings are returned.
+
+    `exclude`: hosts left out with the reason (a chroot endpoint when not root): each gets a
+    not-assessed finding rather than silence.
+    """
     scrubber = Scrubber(password_env_names(loaded.estate))
     missing = missing_chroots(loaded, home)
+    left_out = {name: why for name, why in (exclude or {}).items() if name not in missing}
+    not_assessed = [make_finding("devices.unreachable", f"host:{name}", Status.NOT_ASSESSED, observed=why,
+                                 expected="Ansible connects and runs the baseline",
+                                 site=host_sites(loaded).get(name))
+                    for name, why in sorted(left_out.items())]
+    if left_out:
+        limit = ":".join([limit or "all", *(f"!{name}" for name in left_out)])
     if missing:
         # A missing chroot fails the first task rather than the connection; say what it is and
         # keep it out of the run so the other hosts are audited.
@@ -71,8 +81,8 @@ def run_devices(loaded: LoadedEstate, home: Path, run: RunWriter, *, apply: bool
     early = [make_finding("devices.unreachable", f"host:{name}", Status.ERROR, observed=why,
                           expected="Ansible connects and runs the baseline", site=host_sites(loaded).get(name))
              for name, why in sorted(missing.items())]
+    early += not_assessed
     if early and not any(e.get("event") == "playbook_on_play_start" for e in outcome.events):
-        run.add(early)
         return DevicesResult(early, outcome)
     if not any(e.get("event") == "playbook_on_play_start" for e in outcome.events):
         reason = outcome.stderr_tail.strip().splitlines()[-1] if outcome.stderr_tail.strip() else ""
@@ -85,7 +95,6 @@ def run_devices(loaded: LoadedEstate, home: Path, run: RunWriter, *, apply: bool
                                                             "stats": outcome.stats}),
                        "per-host counts from the runner (ok, changed, failed, unreachable)")
     findings = early + findings_from_events(outcome.events, apply=apply, sites=host_sites(loaded), evidence=[ref])
-    run.add(findings)
     return DevicesResult(findings, outcome)
 
 

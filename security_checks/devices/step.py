@@ -1,15 +1,15 @@
-"""The `devices` step of `estate assess`: audit every endpoint the estate lists that can be reached.
+"""The `devices` step: the end-user device baseline through Ansible, audit (check mode) or apply.
 
-In the demo that is the chroot endpoint lab-debian-01, built (cached) on first use. Root only:
-building and entering a chroot needs it; without root the step is skipped with the reason.
+Every endpoint the estate lists by name is judged or accounted for: hosts Ansible reaches get a
+finding per control; a host it cannot reach is an error finding (devices.unreachable); a chroot
+endpoint when not root (entering a chroot needs it) is a not-assessed finding.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..assess import StepContext, StepResult
-from .endpoint import LAB_ENDPOINT, EndpointError, ensure_lab_endpoint
+from ..step import InputRefused, StepContext, StepResult
 
 
 def _hosts(ctx: StepContext) -> list[tuple[str, str, str | None]]:
@@ -27,18 +27,23 @@ def devices_step(ctx: StepContext) -> StepResult:
     hosts = _hosts(ctx)
     if not hosts:
         return StepResult(skipped="the estate lists no endpoint hosts for Ansible (endpoint_groups[].hosts)")
-    if not ctx.is_root:
-        return StepResult(skipped="needs root: the lab endpoint is a chroot (run as root, or `estate devices audit`)")
-    home = ctx.store.home
-    for _name, kind, address in hosts:
-        if kind == "chroot" and address and Path(address) == LAB_ENDPOINT:
-            try:
-                ensure_lab_endpoint(home)
-            except EndpointError as exc:
-                return StepResult(skipped=f"the lab endpoint could not be built: {exc}")
+    exclude = {} if ctx.is_root else {
+        name: "a chroot endpoint: entering it needs root (run as root)" for name, kind, _ in hosts if kind == "chroot"}
+    if len(exclude) == len(hosts):
+        # Nothing Ansible could reach here: say so per host, without starting ansible-runner.
+        from ..checks import make_finding
+        from ..findings import Status
+
+        return StepResult([make_finding("devices.unreachable", f"host:{name}", Status.NOT_ASSESSED, observed=why,
+                                        expected="Ansible connects and runs the baseline")
+                           for name, why in sorted(exclude.items())],
+                          f"{len(exclude)} host(s) not assessed: chroot endpoints need root")
+    apply = bool(ctx.options.get("apply"))
     try:
-        result = run_devices(ctx.loaded, home, ctx.run, apply=False)
+        result = run_devices(ctx.loaded, Path(ctx.home), ctx.run, apply=apply, limit=ctx.options.get("limit"),
+                             on_event=ctx.options.get("on_event"), exclude=exclude)
     except DevicesError as exc:
-        return StepResult(skipped=str(exc))
-    # run_devices has added its findings to the run already; the step returns none to add twice.
-    return StepResult(findings=[], summary=result.summary())
+        if ctx.options.get("refuse_bad_input"):   # `estate devices`: a bad --limit is bad input, exit 2
+            raise InputRefused(str(exc)) from None
+        raise
+    return StepResult(findings=result.findings, summary=result.summary())

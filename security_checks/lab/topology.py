@@ -88,6 +88,19 @@ class Lab:
     scanners: dict[str, list[str]]  # scanner netns -> segment keys
     faults: list[dict[str, Any]]
 
+    # The shape the scan engine's segregation matrix needs (security_checks/scan/vantage.ProbeNetwork).
+    @property
+    def probe_segments(self) -> list[Segment]:
+        return self.segments
+
+    @property
+    def firewall_points(self) -> list[FirewallNode]:
+        return self.firewalls
+
+    @property
+    def client_probe_ports(self) -> list[tuple[str, int]]:
+        return CLIENT_PROBE_PORTS
+
     def namespaces(self) -> list[str]:
         names = [SWITCH_NS, *(f.netns for f in self.firewalls), *(s.netns for s in self.segments if s.netns),
                  *self.scanners]

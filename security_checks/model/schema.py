@@ -73,6 +73,17 @@ class Contact(Strict):
     email: str
 
 
+class RemediationTimescales(Strict):
+    """Days from opening a RAP item to its target date, by severity: the council's own policy."""
+
+    source: str = Field(description="the council policy these come from, shown beside every target date")
+    critical: int = Field(14, ge=1, le=14, description="Cyber Essentials v3.3: critical fixes within 14 days")
+    high: int = Field(14, ge=1, le=14, description="Cyber Essentials v3.3: high fixes within 14 days")
+    medium: int = Field(30, ge=1)
+    low: int = Field(90, ge=1)
+    info: int = Field(180, ge=1)
+
+
 class Organisation(Strict):
     name: str
     short_name: Slug = Field(description="prefix used in resource names, e.g. 'hbc'")
@@ -80,6 +91,9 @@ class Organisation(Strict):
     domain: str
     ce_version: Literal["3.3", "3.2"] = Field("3.3", description="Cyber Essentials requirements in force")
     contacts: list[Contact] = []
+    remediation_timescales: RemediationTimescales | None = Field(
+        None, description="RAP target dates; default: 14 days for critical and high (Cyber Essentials v3.3), "
+                          "30 medium, 90 low, 180 info")
 
     @property
     def public_sector_network(self) -> str:

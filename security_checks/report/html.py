@@ -7,9 +7,7 @@ run's evidence beside the pages, secrets withheld) and to `machine/` outputs.
 
 from __future__ import annotations
 
-import json
 import shutil
-from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -41,7 +39,7 @@ def environment() -> Environment:
                        evidence_links=lambda f, ev: Markup(rows.evidence_links(f, ev)),  # noqa: S704
                        acceptance_box=lambda f: Markup(rows.acceptance_box(f)))  # noqa: S704
     env.globals.update(severities=SEVERITIES, remediation_status=remediation_status,
-                       status_bar=lambda c: status_bar(c, STATUS_COLOURS), render_json=render_json)
+                       status_bar=lambda c: status_bar(c, STATUS_COLOURS))
     return env
 
 
@@ -92,30 +90,3 @@ def _row_order(f: Any) -> tuple[int, int, float, str]:
 
     group = 0 if f.failing else (1 if f.status in (Status.MANUAL, Status.NOT_ASSESSED) else 2)
     return (group, *risk_order(f)[1:])
-
-
-def render_json(data: Any, depth: int = 0) -> str:
-    """Compliance step output of unknown shape, shown as nested tables (escaped, never trusted)."""
-    if isinstance(data, dict):
-        if not data:
-            return '<span class="muted">(empty)</span>'
-        cells = "".join(f"<tr><th>{escape(str(k))}</th><td>{render_json(v, depth + 1)}</td></tr>"
-                        for k, v in data.items())
-        return f"<table>{cells}</table>"
-    if isinstance(data, list):
-        if not data:
-            return '<span class="muted">(none)</span>'
-        if all(isinstance(x, dict) for x in data):
-            keys: list[str] = []
-            for x in data:
-                keys += [k for k in x if k not in keys]
-            head = "".join(f"<th>{escape(str(k))}</th>" for k in keys)
-            body = "".join("<tr>" + "".join(f"<td>{render_json(x.get(k, ''), depth + 1)}</td>" for k in keys)
-                           + "</tr>" for x in data)
-            return f"<table><tr>{head}</tr>{body}</table>"
-        return ", ".join(render_json(x, depth + 1) for x in data)
-    if data is None:
-        return ""
-    if isinstance(data, (int, float, bool)):
-        return escape(json.dumps(data))
-    return escape(str(data))

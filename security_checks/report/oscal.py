@@ -62,15 +62,17 @@ def _risk(data: ReportData, f: Finding) -> common.Risk:
     return common.Risk.model_construct(
         uuid=_uuid(data.run.id, "risk", f.id), title=f.title, description=f"{f.title} on {f.asset}.{accepted_note}",
         statement=" ".join((f.remediation or "No remediation recorded.").split()),
-        status=common.RiskStatus(status), deadline=_deadline(data, f) if not acc else None,
+        status=common.RiskStatus(status), deadline=_deadline(data, f) if not acc and f.fix_by else None,
         props=[common.Property(name="finding-id", value=f.id, ns="https://estate.invalid/ns"),
                common.Property(name="severity", value=f.severity.value, ns="https://estate.invalid/ns")],
         related_observations=[common.RelatedObservation(observation_uuid=_uuid(data.run.id, "obs", f.id))],
     )
 
 
-def _deadline(data: ReportData, f: Finding) -> datetime:
+def _deadline(data: ReportData, f: Finding) -> datetime | None:
     due = data.due(f)
+    if due is None:
+        return None
     return datetime(due.year, due.month, due.day, 23, 59, tzinfo=data.generated_at.tzinfo) + timedelta(0)
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ..findings import Finding
-from .context import EvidenceFile, ReportData, remediation_status
+from ..store import EvidenceFile
+from .context import ReportData, remediation_status
 
 
 def _e(value: Any) -> str:
@@ -49,12 +50,12 @@ def evidence_links(f: Finding, ev: dict[str, EvidenceFile]) -> str:
 
 
 def acceptance_box(f: Finding) -> str:
-    a = f.details.get("accepted")
-    if a:
-        ref = f" ({_e(a['reference'])})" if a.get("reference") else ""
-        return (f'<div class="accepted-box"><b>Risk accepted</b> by {_e(a["approved_by"])} on '
-                f'{_e(a["approved_on"])}, until {_e(a["expires"])}{ref}: {_e(a["justification"])}</div>')
-    lapsed = f.details.get("acceptance_expired")
+    a = f.acceptance
+    if a and f.failing:
+        ref = f" ({_e(a.reference)})" if a.reference else ""
+        return (f'<div class="accepted-box"><b>Risk accepted</b> by {_e(a.approved_by)} on '
+                f'{_e(a.approved_on.isoformat())}, until {_e(a.expires.isoformat())}{ref}: {_e(a.justification)}</div>')
+    lapsed = f.acceptance_lapsed
     if lapsed:
         return (f'<div class="expired-box"><b>Open again:</b> its risk acceptance expired on {_e(lapsed)}.'
                 "</div>")
@@ -73,9 +74,10 @@ def finding_row(d: ReportData, f: Finding, ev: dict[str, EvidenceFile]) -> str:
     cvss = f'<div class="muted">CVSS {_e(f.cvss_score)}</div>' if f.cvss_score else ""
     c2 = f"<td>{sev(f.severity.value)}{cvss}</td>"
     since = f'<div class="muted">since {f.first_seen.strftime("%d %b %Y")}</div>' if f.first_seen else ""
-    due = (f'<div class="muted">fix by {d.due(f).strftime("%d %b %Y")}</div>'
-           if f.failing and not f.details.get("accepted") else "")
-    c3 = f"<td>{st(rs if f.failing else f.status.value)}{since}{due}</td>"
+    fix_by = d.due(f)
+    due = f'<div class="muted">fix by {fix_by.strftime("%d %b %Y")}</div>' if f.open and fix_by else ""
+    kind = f'<div class="muted">evidence: {f.evidence_kind.value}</div>' if f.evidence_kind.value != "observed" else ""
+    c3 = f"<td>{st(rs if f.failing else f.status.value)}{since}{due}{kind}</td>"
     site = f'<div class="muted">site {_e(f.site)}</div>' if f.site else ""
     c4 = f'<td class="mono">{_e(f.asset)}{site}</td>'
     obs = f"<div><b>observed:</b> {_e(f.observed)}</div>" if f.observed else ""

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..findings import Finding
 from ..model.loader import LoadedEstate
-from ..store import RunWriter
+from ..step import EvidenceSink
 from . import nmaprun
 from .drift import ScanContext, compare
 from .nmapxml import ScanResult, merge, parse
@@ -153,7 +153,7 @@ def probe_lines(netns: str | None, request: dict[str, Any]) -> Iterator[dict[str
             raise RuntimeError(f"probe in {netns or 'this namespace'} failed: {tail or f'exit status {rc}'}")
 
 
-def scan(loaded: LoadedEstate, auth: Authorisation, vantage: Vantage, run: RunWriter, label: str, *,
+def scan(loaded: LoadedEstate, auth: Authorisation, vantage: Vantage, run: EvidenceSink, label: str, *,
          privileged: bool, top_ports: int | None = 1000, targets: list[str] | None = None,
          skip_discovery: bool = False, wrapper_dir: Path | None = None,
          ports_override: tuple[set[int], set[int]] | None = None) -> ScanOutcome:
@@ -255,7 +255,8 @@ def _empty_xml(auth: Authorisation) -> bytes:
             f'start="{now}" version=""><runstats><finished time="{now}"/></runstats></nmaprun>').encode()
 
 
-def import_xml(loaded: LoadedEstate, run: RunWriter, data: bytes, *, source: str) -> tuple[ScanResult, list[Finding]]:
+def import_xml(loaded: LoadedEstate, run: EvidenceSink, data: bytes, *,
+               source: str) -> tuple[ScanResult, list[Finding]]:
     """Compare nmap XML produced elsewhere with the estate. Raises BadScanXml for hostile input."""
     result = parse(data, source=source)
     ref = run.write_evidence("scan/import/nmap.xml", data, f"imported nmap XML ({Path(source).name})")

@@ -23,11 +23,12 @@ import yaml
 
 from ..findings import Finding
 from ..model.loader import LoadedEstate
-from ..store import RunWriter
+from ..step import EvidenceSink
 from . import engine, nmaprun
 from .drift import ScanContext, compare
 from .nmapxml import merge, parse
 from .scope import authorise
+from .vantage import SiteScanner
 
 
 class RemoteError(Exception):
@@ -43,20 +44,11 @@ def _playbook(jobs: list[list[str]]) -> list[dict[str, Any]]:
     }]
 
 
-def scan_site(loaded: LoadedEstate, site: str, run: RunWriter, home: Path, profile: str = "standard"
-              ) -> tuple[list[Finding], str]:
-    from ..lab import build as labbuild
-    from ..lab.topology import build_lab
-
-    netns = f"est-scan-{site}"
-    lab = build_lab(loaded.estate)
-    if netns not in lab.scanners:
-        raise RemoteError(f"site {site!r} has no scanner in the lab (scanners: {', '.join(lab.scanners)})")
-    if not labbuild.status(home)["up"]:
-        raise RemoteError("the lab is not up: run `estate lab up` first (the site scanner lives in it)")
-    scope = next(s for s in loaded.estate.scan_scopes if s.lab)
-    auth = authorise(loaded, None, scope_name=scope.name, profile=profile, netns=netns)
-    v = lab.scanner_vantage(netns)
+def scan_site(loaded: LoadedEstate, scanner: SiteScanner, scope_name: str, run: EvidenceSink,
+              profile: str = "standard") -> tuple[list[Finding], str]:
+    site, netns = scanner.site, scanner.netns
+    auth = authorise(loaded, None, scope_name=scope_name, profile=profile, netns=netns)
+    v = {"networks": scanner.networks, "addresses": scanner.addresses}
     nets = engine.intersect(auth, v["networks"])
     tcp, udp = engine.declared_ports(loaded, nets)
     jobs = nmaprun.build(auth, [str(n) for n in nets], tcp=tcp, udp=udp, privileged=True,

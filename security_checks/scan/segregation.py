@@ -1,6 +1,7 @@
 """The segregation matrix: probe from every zone to every other zone's declared ports, compare with policy.
 
-Sources are the lab's zone namespaces (each probes from an address of its own zone); targets are
+Sources are probe points in each zone (in the demo, the lab's zone namespaces; each probes from an
+address of its own zone: see vantage.ProbeNetwork); targets are
 the declared hosts and ports, the firewalls' management interfaces, a stand-in client in each user
 zone and the breakout. scapy sends one TCP SYN or UDP datagram per target (retried once); any
 answer from the target means every firewall on the way let it through. The expected side comes
@@ -10,7 +11,6 @@ guest and public Wi-Fi reach nothing but the internet breakout.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -18,14 +18,14 @@ from typing import Any
 
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Status
-from ..lab.topology import CLIENT_PROBE_PORTS, Lab, Segment
 from ..model.loader import LoadedEstate
 from ..model.schema import ZoneKind
 from ..network.policy import Decision, Policy
-from ..store import RunWriter
+from ..step import EvidenceSink
 from .drift import USER_KINDS
 from .engine import probe
 from .scope import authorise
+from .vantage import ProbeNetwork, ProbeSegment
 
 
 @dataclass
@@ -50,12 +50,13 @@ class Flow:
         return self.observed in ("open", "closed")
 
 
-def _targets(loaded: LoadedEstate, lab: Lab) -> list[tuple[Segment | None, str, str, str, str, int, bool, str | None]]:
+def _targets(loaded: LoadedEstate, lab: ProbeNetwork) -> list[tuple[ProbeSegment | None, str, str, str, str, int, bool,
+                                                                    str | None]]:
     """(segment, address, name, zone, protocol, port, management, firewall-if-the-target-is-one)."""
     estate = loaded.estate
     declared = {h.address: h for h in estate.declared_hosts}
-    out: list[tuple[Segment | None, str, str, str, str, int, bool, str | None]] = []
-    for seg in lab.segments:
+    out: list[tuple[ProbeSegment | None, str, str, str, str, int, bool, str | None]] = []
+    for seg in lab.probe_segments:
         for addr in seg.addresses:
             h = declared.get(addr)
             if h is not None:
@@ -65,8 +66,8 @@ def _targets(loaded: LoadedEstate, lab: Lab) -> list[tuple[Segment | None, str, 
                            for proto, port in (("tcp", 80), ("tcp", 443), ("udp", 53)))
             elif addr == seg.source and estate.zone(seg.zone).kind in USER_KINDS:
                 out.extend((seg, addr, f"{seg.zone}-client", seg.zone, proto, port, False, None)
-                           for proto, port in CLIENT_PROBE_PORTS)
-    for fw in lab.firewalls:
+                           for proto, port in lab.client_probe_ports)
+    for fw in lab.firewall_points:
         h = declared.get(fw.management_address or "")
         mseg = lab.segment_of(fw.management_address) if fw.management_address else None
         if h is not None and mseg is not None:
@@ -74,10 +75,10 @@ def _targets(loaded: LoadedEstate, lab: Lab) -> list[tuple[Segment | None, str, 
     return out
 
 
-def plan(loaded: LoadedEstate, lab: Lab) -> list[Flow]:
+def plan(loaded: LoadedEstate, lab: ProbeNetwork) -> list[Flow]:
     policy = Policy(loaded.estate)
     flows: list[Flow] = []
-    for src in lab.segments:
+    for src in lab.probe_segments:
         if not src.netns or not src.source:
             continue
         for seg, addr, name, zone, proto, port, mgmt, dst_fw in _targets(loaded, lab):
@@ -96,8 +97,8 @@ def plan(loaded: LoadedEstate, lab: Lab) -> list[Flow]:
     return flows
 
 
-def run_matrix(loaded: LoadedEstate, lab: Lab, run: RunWriter, *, timeout: float = 1.0) -> tuple[dict[str, Any],
-                                                                                                    list[Finding]]:
+def run_matrix(loaded: LoadedEstate, lab: ProbeNetwork, run: EvidenceSink, *,
+               timeout: float = 1.0) -> tuple[dict[str, Any], list[Finding]]:
     flows = plan(loaded, lab)
     scope = next((s for s in loaded.estate.scan_scopes if s.lab), None)
     if scope is None:
@@ -175,10 +176,3 @@ def findings_for(loaded: LoadedEstate, flows: list[Flow], evidence: list[Evidenc
                                     expected="only flows the firewall policy allows", evidence=evidence))
     return out
 
-
-def zone_of_address(lab: Lab, address: str) -> str | None:
-    ip = ipaddress.ip_address(address)
-    for s in lab.segments:
-        if any(ip in ipaddress.ip_network(c) for c in s.cidrs):
-            return s.zone
-    return None

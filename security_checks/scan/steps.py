@@ -1,159 +1,133 @@
-"""The scan steps of `estate assess`: selftest-scan (any machine), lab-scan and segregation (root).
+"""The scan steps. Each authorises before a packet is sent (scope.authorise) and keeps the XML.
 
-selftest-scan is the first end-to-end slice of the product: it starts, in this process, the
-loopback listeners the estate declares (role selftest) plus the planted undeclared plaintext
-listener from the lab's fault list, authorises the scan against the `selftest` scope, runs an
-nmap TCP connect scan (works unprivileged), keeps the XML as evidence, produces scan.* findings
-and stops the listeners, whatever happens.
+- selftest-scan: the estate's loopback scope, on the ports declared there (any machine);
+- network-scan: every scope from the scanner vantages this run was given (in the demo, the lab's
+  scanner namespaces); none given: skipped with the reason;
+- segregation: probes from a probe point in each zone to every other (needs probe points);
+- scope-scan, scan-import, site-scan: the single-purpose jobs of `estate scan`.
+
+Vantages, probe points and site scanners come in through StepContext.provisions; the lab harness
+fills them for the demo, so no step here knows the lab.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-from collections.abc import Iterator
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..assess import StepContext, StepResult
 from ..findings import Finding
-from ..lab import build as labbuild
-from ..lab.listeners import ListenerSpec, port_is_free, start
-from ..lab.topology import Lab, build_lab, load_faults
-from ..model.loader import LoadedEstate
-from ..store import RunWriter
+from ..model.schema import ScanScope
+from ..step import StepContext, StepResult
 from . import engine
 from .drift import dedupe
-from .scope import authorise
+from .scope import Authorisation, authorise
 
 
-def selftest_specs(loaded: LoadedEstate) -> list[ListenerSpec]:
-    specs = []
-    for h in loaded.estate.declared_hosts:
-        if h.role != "selftest":
-            continue
-        for p in h.ports:
-            kind = "http" if p.service == "http" else "ssh" if p.service == "ssh" else "tcp"
-            specs.append(ListenerSpec(address=h.address, port=p.port, kind=kind, protocol=p.protocol, name=h.name))
-    for f in load_faults()["selftest"]:
-        if f.get("action") == "add-listener":
-            specs.append(ListenerSpec(address=f["address"], port=int(f["port"]), kind=f["kind"],
-                                      protocol=f.get("protocol", "tcp"), name=f"fault-{f['id']}"))
-    return specs
-
-
-def run_selftest(loaded: LoadedEstate, run: RunWriter) -> tuple[list[Finding], str]:
-    specs = selftest_specs(loaded)
-    if not specs:
-        return [], "no selftest hosts declared"
-    scope = next((s for s in loaded.estate.scan_scopes if s.loopback), None)
-    if scope is None:
-        raise RuntimeError("the estate has no loopback scan scope for the self-test (scan_scopes, loopback: true)")
-    addresses = sorted({s.address for s in specs}, key=ipaddress.ip_address)
-    # Refused targets stop here, before a listener starts or a packet is sent.
-    auth = authorise(loaded, addresses, scope_name=scope.name, profile="standard")
-    busy = [f"{s.address}:{s.port}" for s in specs if s.protocol == "tcp" and not port_is_free(s.address, s.port)]
-    if busy:
-        raise RuntimeError(f"self-test ports already in use by another process: {', '.join(busy)}")
-    running = start(specs)
-    try:
-        outcome = engine.scan(loaded, auth, engine.Vantage(name="selftest"), run, "selftest", privileged=False,
-                              top_ports=None, targets=addresses, skip_discovery=True,
-                              ports_override=({s.port for s in specs if s.protocol == "tcp"}, set()))
-    finally:
-        running.stop()
-    fails = sum(1 for f in outcome.findings if f.failing)
-    return outcome.findings, (f"scanned {len(specs)} loopback ports ({', '.join(str(s.port) for s in specs)}): "
-                              f"{len(outcome.findings)} findings, {fails} failing")
+def _loopback_scope(ctx: StepContext) -> ScanScope | None:
+    return next((s for s in ctx.loaded.estate.scan_scopes if s.loopback), None)
 
 
 def selftest_scan(ctx: StepContext) -> StepResult:
-    findings, summary = run_selftest(ctx.loaded, ctx.run)
-    return StepResult(findings=findings, summary=summary)
+    scope = _loopback_scope(ctx)
+    if scope is None:
+        return StepResult(skipped="the estate has no loopback scan scope")
+    inside = [h for h in ctx.loaded.estate.declared_hosts if ipaddress.ip_address(h.address).is_loopback]
+    tcp = {p.port for h in inside for p in h.ports if p.protocol == "tcp"}
+    tcp |= {int(p) for p in ctx.provisions.get("loopback_ports", [])}
+    addresses = sorted({h.address for h in inside} | set(ctx.provisions.get("loopback_addresses", [])),
+                       key=ipaddress.ip_address)
+    if not addresses or not tcp:
+        return StepResult(skipped=f"scope {scope.name} declares no hosts with ports to check")
+    # Refused targets stop here, before a packet is sent.
+    auth = authorise(ctx.loaded, addresses, scope_name=scope.name, profile="standard")
+    outcome = engine.scan(ctx.loaded, auth, engine.Vantage(name="this machine (loopback)"), ctx.run, "selftest",
+                          privileged=False, top_ports=None, targets=addresses, skip_discovery=True,
+                          ports_override=(tcp, set()))
+    fails = sum(1 for f in outcome.findings if f.failing)
+    return StepResult(findings=outcome.findings,
+                      summary=f"scanned {len(tcp)} loopback port(s) ({', '.join(str(p) for p in sorted(tcp))}): "
+                              f"{len(outcome.findings)} findings, {fails} failing")
 
 
-class LabBusy(Exception):
-    """The lab cannot serve this estate right now (one line for the user)."""
+def _scan_vantages(ctx: StepContext, vantages: list[engine.Vantage], scope: ScanScope, profile: str,
+                   targets: list[str] | None) -> tuple[list[Finding], list[str]]:
+    wrapper_dir: Path | None = ctx.provisions.get("wrapper_dir")
+
+    def one(v: engine.Vantage) -> tuple[list[Finding], str]:
+        auth = authorise(ctx.loaded, targets or None, scope_name=scope.name, profile=profile, netns=v.netns)
+        if v.networks and not engine.intersect(auth, v.networks):
+            return [], f"{v.name}: not on the target networks"
+        outcome = engine.scan(ctx.loaded, auth, v, ctx.run, v.name.removeprefix("est-"), privileged=ctx.is_root,
+                              wrapper_dir=wrapper_dir)
+        return outcome.findings, f"{v.name}: {len(outcome.live_hosts or outcome.result.hosts)} hosts"
+
+    with ThreadPoolExecutor(max_workers=len(vantages) or 1) as pool:
+        done = list(pool.map(one, vantages))
+    return dedupe([f for fs, _ in done for f in fs]), [n for _, n in done]
 
 
-@contextlib.contextmanager
-def lab_session(loaded: LoadedEstate, home: Path, log: Any = None) -> Iterator[tuple[Lab, bool]]:
-    """The lab, brought up if it was not (and then taken down again afterwards, only then).
-
-    Holds the machine-wide lab lock shared while in use, so nobody's `down` removes it mid-scan.
-    """
-    import fcntl
-
-    with labbuild.lab_lock() as fh:  # exclusive while deciding and building
-        st = labbuild.status(home)
-        brought = False
-        if not st["up"]:
-            try:
-                build_lab(loaded.estate)
-            except (ValueError, KeyError) as exc:
-                raise LabBusy(f"no lab can be derived from this estate ({exc})") from None
-            labbuild.up_locked(loaded, home, log=log)
-            brought = True
-        else:
-            state = labbuild.read_state(Path(st["home"])) or {}
-            if state.get("estate_digest") != loaded.digest:
-                raise LabBusy("the lab on this machine was built from a different estate: `estate lab down`, "
-                              "then run again")
-        fcntl.flock(fh, fcntl.LOCK_SH)  # others may scan too while this session runs
-        try:
-            yield build_lab(loaded.estate), brought
-        finally:
-            if brought:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                labbuild.down_locked(home)
-
-
-def scan_lab(loaded: LoadedEstate, lab: Lab, run: RunWriter, home: Path, profile: str = "standard",
-             scope_name: str | None = None, targets: list[str] | None = None) -> tuple[list[Finding], list[str]]:
-    """Scan the lab scope from every lab scanner namespace (each over the networks it sits on)."""
-    scope = loaded.estate.scope(scope_name) if scope_name else next(s for s in loaded.estate.scan_scopes if s.lab)
-    def one(netns: str) -> tuple[list[Finding], str]:
-        v = lab.scanner_vantage(netns)
-        auth = authorise(loaded, targets or None, scope_name=scope.name, profile=profile, netns=netns)
-        if not engine.intersect(auth, v["networks"]):
-            return [], f"{netns}: not on the target networks"
-        vantage = engine.Vantage(name=netns, netns=netns, networks=v["networks"], addresses=v["addresses"])
-        outcome = engine.scan(loaded, auth, vantage, run, netns.removeprefix("est-"), privileged=True,
-                              wrapper_dir=labbuild.lab_dir(home) / "bin")
-        return outcome.findings, f"{netns}: {len(outcome.live_hosts)} hosts"
-
-    with ThreadPoolExecutor(max_workers=len(lab.scanners) or 1) as pool:
-        done = list(pool.map(one, list(lab.scanners)))
-    findings = [f for fs, _ in done for f in fs]
-    notes = [n for _, n in done]
-    return dedupe(findings), notes
-
-
-
-
-def lab_scan(ctx: StepContext) -> StepResult:
-    if not ctx.is_root:
-        return StepResult(skipped="needs root to build the lab of network namespaces (run estate assess as root)")
-    try:
-        with lab_session(ctx.loaded, ctx.store.home) as (lab, brought):
-            findings, notes = scan_lab(ctx.loaded, lab, ctx.run, ctx.store.home)
-    except LabBusy as exc:
-        return StepResult(skipped=str(exc))
+def network_scan(ctx: StepContext) -> StepResult:
+    vantages: list[engine.Vantage] = ctx.provisions.get("vantages") or []
+    if not vantages:
+        return StepResult(skipped="no scanner vantage on this machine: council scopes are scanned from site scanners "
+                                  "(estate scan site) or a scanner host (estate scan --scope)")
+    scope = ctx.loaded.estate.scope(ctx.provisions["vantage_scope"])
+    findings, notes = _scan_vantages(ctx, vantages, scope, "standard", None)
     fails = sum(1 for f in findings if f.failing)
-    return StepResult(findings=findings, summary=f"{'; '.join(notes)}; {len(findings)} findings, {fails} failing"
-                      f"{' (lab built and removed for this step)' if brought else ''}")
+    return StepResult(findings=findings, summary=f"{'; '.join(notes)}; {len(findings)} findings, {fails} failing")
 
 
 def segregation(ctx: StepContext) -> StepResult:
-    if not ctx.is_root:
-        return StepResult(skipped="needs root to probe between the lab's network namespaces")
+    net = ctx.provisions.get("probe_network")
+    if net is None:
+        return StepResult(skipped="no probe points in the zones: segregation needs a probe host in each zone "
+                                  "(the demo lab provides them)")
     from .segregation import run_matrix
 
-    try:
-        with lab_session(ctx.loaded, ctx.store.home) as (lab, _brought):
-            matrix, findings = run_matrix(ctx.loaded, lab, ctx.run)
-    except LabBusy as exc:
-        return StepResult(skipped=str(exc))
-    return StepResult(findings=findings, summary=f"{len(matrix['flows'])} probes, {matrix['breaches']} breaches, "
-                      f"{matrix['allowed_but_blocked']} allowed flows blocked")
+    matrix, findings = run_matrix(ctx.loaded, net, ctx.run)
+    return StepResult(findings=findings, data={"matrix": matrix},
+                      summary=f"{len(matrix['flows'])} probes, {matrix['breaches']} breaches, "
+                              f"{matrix['allowed_but_blocked']} allowed flows blocked")
+
+
+def scope_scan(ctx: StepContext) -> StepResult:
+    """`estate scan --scope`: the authorisation was checked before the run opened (options)."""
+    auth: Authorisation = ctx.options["authorisation"]
+    targets: list[str] | None = ctx.options.get("targets") or None
+    scope = auth.scope
+    if scope.lab:
+        vantages = ctx.provisions.get("vantages") or []
+        if not vantages:
+            return StepResult(skipped=f"scope {scope.name} is a lab scope and no lab scanner is available")
+        findings, notes = _scan_vantages(ctx, vantages, scope, auth.profile, targets)
+        return StepResult(findings=findings, summary="; ".join(notes))
+    outcome = engine.scan(ctx.loaded, auth, engine.Vantage(name="this machine"), ctx.run, scope.name,
+                          privileged=os.geteuid() == 0, top_ports=1000, targets=targets,
+                          skip_discovery=scope.loopback)
+    return StepResult(findings=outcome.findings, summary=f"{len(outcome.result.hosts)} hosts")
+
+
+def import_scan(ctx: StepContext) -> StepResult:
+    """`estate scan import`: the XML was read and parsed before the run opened (so bad input stores nothing)."""
+    data: bytes = ctx.options["xml"]
+    source: str = ctx.options["source"]
+    result, findings = engine.import_xml(ctx.loaded, ctx.run, data, source=source)
+    return StepResult(findings=findings, summary=f"{Path(source).name}: {len(result.hosts)} hosts",
+                      data={"hosts": len(result.hosts)})
+
+
+def site_scan(ctx: StepContext) -> StepResult:
+    from .remote import scan_site
+
+    site: str = ctx.options["site"]
+    scanners: dict[str, Any] = ctx.provisions.get("site_scanners") or {}
+    scanner = scanners.get(site)
+    if scanner is None:
+        have = ", ".join(sorted(scanners)) or "none"
+        return StepResult(skipped=f"site {site!r} has no scanner here (scanners: {have})")
+    findings, summary = scan_site(ctx.loaded, scanner, ctx.provisions["vantage_scope"], ctx.run,
+                                  profile=ctx.options.get("profile", "standard"))
+    return StepResult(findings=findings, summary=summary)

@@ -22,12 +22,17 @@ def estate(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 def test_check_ce_without_a_run_is_bad_input(tmp_path: Path) -> None:
     r = estate("check", "ce", home=tmp_path / "home")
-    assert r.returncode == 2 and "no `estate assess` run stored yet" in r.stderr
+    assert r.returncode == 2 and "run `estate assess` first" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     r = estate("check", "ce", "--version", "9.9", home=tmp_path / "home")
     assert r.returncode == 2 and "--version" in r.stderr and r.stdout == ""
+    from security_checks.store import Store
+
+    Store(tmp_path / "home").close()   # a store with no runs in it
     r = estate("check", "psn", "--run", "nosuchrun", home=tmp_path / "home")
     assert r.returncode == 2 and "nosuchrun" in r.stderr
+    r = estate("check", "ce", home=tmp_path / "home")
+    assert r.returncode == 2 and "no `estate assess` run stored yet" in r.stderr
 
 
 def test_help_teaches_with_examples() -> None:
@@ -46,30 +51,31 @@ def test_assess_then_check_on_the_demo(lab_home: Path, tmp_path: Path) -> None:
         "justification": "Replacement kit ordered; devices are on an isolated VLAN.", "approved_by": "SIRO",
         "approved_on": (today - timedelta(days=20)).isoformat(),
         "expires": (today + timedelta(days=30)).isoformat()}]}))
-    steps = ["--only", "patch", "--only", "ce", "--only", "psn"]
+    steps = ["--only", "patch", "--only", "ce-config"]
     r = estate("assess", "--estate", str(demo), "--out", str(tmp_path / "report"), "--format", "json", *steps,
                home=lab_home)
     assert r.returncode == 1, r.stderr
     run1 = json.loads(r.stdout)["run"]
-    evidence = lab_home / "runs" / run1
-    ce_doc = json.loads((evidence / "compliance" / "ce.json").read_text())
-    assert ce_doc["verdict"] == "not ready: auto-fail" and ce_doc["requirements"][0]["ref"] == "CE3.3:SUM-4"
-    psn_doc = json.loads((evidence / "compliance" / "psn.json").read_text())
-    statuses = {i["check_id"]: i["status"] for i in psn_doc["rap"]}
-    assert statuses["patch.security_update_overdue"] == "open"
-    assert statuses["patch.unsupported_os"] == "accepted"
-    assert psn_doc["ithc_findings"][0]["cvss_score"] == 9.8 and len(psn_doc["diagram"]["sites"]) == 12
+    assert json.loads(r.stdout)["verdicts"]["cyber-essentials 3.3"] == "not ready: auto-fail"
 
-    # The CE assessment of the stored run, both versions; exit 1: not ready.
+    # The CE assessment as the run stored it, both versions; exit 1: not ready.
     r = estate("check", "ce", "--estate", str(demo), "--format", "json", home=lab_home)
     assert r.returncode == 1
     doc = json.loads(r.stdout)
-    assert doc["run"] == run1 and {x["status"] for x in doc["requirements"]} <= {
-        "met", "not_met", "manual", "not_assessed", "risk_accepted"}
+    assert doc["run"] == run1 and doc["verdict"] == "not ready: auto-fail"
+    assert doc["requirements"][0]["ref"] == "CE3.3:SUM-4" and doc["requirements"][0]["status"] == "not_met"
+    assert {x["status"] for x in doc["requirements"]} <= {"met", "not_met", "manual", "not_assessed", "risk_accepted"}
     assert len(doc["requirements"]) == 31
     r = estate("check", "ce", "--estate", str(demo), "--version", "3.2", "--out", str(tmp_path / "ce"), home=lab_home)
     assert r.returncode == 1 and "Verdict" in r.stderr
     assert json.loads((tmp_path / "ce" / "ce-3.2.json").read_text())["requirements"][0]["ref"].startswith("CE3.2:")
+
+    r = estate("check", "psn", "--estate", str(demo), "--format", "json", home=lab_home)
+    psn_doc = json.loads(r.stdout)
+    statuses = {i["check_id"]: i["status"] for i in psn_doc["rap"]}
+    assert statuses["patch.security_update_overdue"] == "open"
+    assert statuses["patch.unsupported_os"] == "accepted"
+    assert psn_doc["ithc_findings"][0]["cvss_score"] == 9.8 and psn_doc["network"] == "PSN"
 
     # The waiver lapses: the accepted risk is open again in the next run; the plan is the same plan.
     w = yaml.safe_load((demo / "test-waivers.yaml").read_text())
@@ -79,11 +85,12 @@ def test_assess_then_check_on_the_demo(lab_home: Path, tmp_path: Path) -> None:
     r = estate("assess", "--estate", str(demo), "--out", str(tmp_path / "report"), "--format", "json", *steps,
                home=lab_home)
     run2 = json.loads(r.stdout)["run"]
+    before = (lab_home / "estate.db").read_bytes()
     r = estate("check", "psn", "--estate", str(demo), "--run", run2, "--out", str(tmp_path / "psn"), "--format",
                "json", home=lab_home)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    assert doc["summary"]["rap_update"] == {"skipped": 1}     # assess already applied run2
+    assert doc["summary"]["rap_update"]["reopened"] == 1     # what run2 did to the plan when it committed
     items = {i["check_id"]: i for i in doc["rap"]}
     os_item = items["patch.unsupported_os"]
     assert os_item["status"] == "open" and os_item["history"][-1]["reason"].startswith("acceptance expired on")
@@ -93,6 +100,10 @@ def test_assess_then_check_on_the_demo(lab_home: Path, tmp_path: Path) -> None:
     assert {p.name for p in (tmp_path / "psn").iterdir()} == {"rap.csv", "rap.json", "diagram.json",
                                                               "network-diagram.svg", "psn-summary.json"}
     assert "<svg" in (tmp_path / "psn" / "network-diagram.svg").read_text()
+    # `check` reads; it never changes the plan (only runs do).
+    r = estate("check", "psn", "--estate", str(demo), "--format", "json", home=lab_home)
+    assert json.loads(r.stdout)["rap"] == doc["rap"]
+    assert (lab_home / "estate.db").read_bytes() == before
 
 
 def test_assess_takes_the_advisory_feed_it_is_given(tmp_path: Path) -> None:

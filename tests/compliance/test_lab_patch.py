@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from security_checks.catalogue import framework
 from security_checks.compliance.advisories import load_feed
 from security_checks.compliance.apt_host import collect
-from security_checks.compliance.ce import AUTO_FAIL, assess
-from security_checks.compliance.lab_repo import FIXED, PACKAGE, plant
 from security_checks.compliance.patch import linux_findings
+from security_checks.compliance.verdict import AUTO_FAIL, framework_verdict
 from security_checks.findings import Severity, Status
+from security_checks.lab.patch_fault import FIXED, PACKAGE, plant
 from security_checks.model.loader import load_estate
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -42,12 +43,13 @@ def test_overdue_security_update_fails_the_patch_requirement_as_auto_fail(lab_en
     assert [(f.key, f.status, f.severity, f.cvss_score) for f in overdue] == [
         (PACKAGE, Status.FAIL, Severity.CRITICAL, 9.8)]
     assert overdue[0].details["days_available"] == 33 and overdue[0].details["candidate"] == FIXED
-    doc = assess(loaded.estate, findings, today, run_id="test")
-    assert doc["verdict"] == AUTO_FAIL
-    first = doc["requirements"][0]
-    assert first["ref"] == "CE3.3:SUM-4" and first["status"] == "not_met" and first["auto_fail"]
-    assert any(e["key"] == PACKAGE for e in first["evidence"])
-    assert any("CE3.3:SUM-4 (auto-fail) not met" in r for r in doc["reasons"])
+    v = framework_verdict(framework("cyber-essentials", "3.3"), findings, loaded.estate.attestations, today,
+                          in_force=True, estate_dir=None)
+    assert v.verdict == AUTO_FAIL
+    first = v.requirements[0]
+    assert first.ref == "CE3.3:SUM-4" and first.status == "not_met" and first.auto_fail
+    assert overdue[0].id in first.evidence and overdue[0].id in first.failing
+    assert any("CE3.3:SUM-4 (auto-fail) not met" in r for r in v.reasons)
     # Within the window the same fix is pending, not failing.
     early = linux_findings([host], feed, date(2026, 11, 2), loaded.estate)
     assert {f.check_id for f in early if f.key == PACKAGE} == {"patch.security_update_pending"}

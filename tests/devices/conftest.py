@@ -40,7 +40,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """
     if os.geteuid() != 0:
         pytest.skip("needs root: debootstrap and the chroot connection")
-    from security_checks.devices.endpoint import ensure_lab_endpoint
+    from security_checks.lab.endpoint import ensure_lab_endpoint
 
     home = tmp_path_factory.mktemp("devices-home")
     ensure_lab_endpoint(home)

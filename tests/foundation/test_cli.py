@@ -70,30 +70,36 @@ def test_assess_stores_a_run_and_reports_json(tmp_path: Path) -> None:
                "--format", "json", "--fail-on", "none")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
-    assert data["run"] and set(data["summary"]) == {"fail", "error", "manual", "not_assessed", "pass"}
+    assert data["run"] and set(data["summary"]) == {"fail", "error", "manual", "not_assessed", "pass", "accepted"}
     assert (tmp_path / "home" / "runs" / data["run"]).is_dir()
 
 
 def test_sigkill_during_assess_leaves_no_partial_run(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc = subprocess.Popen([str(ESTATE_BIN), "assess", "--home", str(home), "--out", str(tmp_path / "out"),
-                             "--fail-on", "none"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--fail-on", "none", "--only", "selftest-scan"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     runs = home / "runs"
+    staged = False
     while time.monotonic() < deadline and proc.poll() is None:
-        if runs.is_dir() and any(p.name.startswith(".staging-") for p in runs.iterdir()):
+        # Wait until the step has written evidence into the run's staging directory.
+        if runs.is_dir() and any(p.name.startswith(".staging-") and any(p.rglob("*.xml")) for p in runs.iterdir()):
+            staged = True
             break
         time.sleep(0.01)
-    killed_mid_run = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    r = estate("assess", "--home", str(home), "--out", str(tmp_path / "out"), "--format", "json", "--fail-on", "none")
+    assert staged, "assess finished before it could be killed: the test proved nothing"
+    r = estate("assess", "--home", str(home), "--out", str(tmp_path / "out"), "--format", "json", "--fail-on", "none",
+               "--only", "ce-config")
     assert r.returncode == 0, r.stderr
     from security_checks.store import Store
 
-    store = Store(home)
-    runs_after = store.runs()
-    # The first run was killed while staging: only the second, complete run is visible.
-    assert killed_mid_run, "assess finished before it could be killed: the test proved nothing"
-    assert [x.id for x in runs_after] == [json.loads(r.stdout)["run"]]
+    with Store(home) as store:
+        # Only the second, complete run is visible; the killed one's evidence was kept aside, not deleted.
+        assert [x.id for x in store.runs()] == [json.loads(r.stdout)["run"]]
+        [q] = store.quarantined()
+        assert "never committed" in q["reason"]
     assert not any(p.name.startswith(".staging-") for p in (home / "runs").iterdir())
+    assert list((home / "quarantine" / q["name"]).rglob("*.xml"))

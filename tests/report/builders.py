@@ -1,12 +1,12 @@
 """Builders for report and evidence tests: a small control catalogue of our own and a store with real runs.
 
-The findings are built as the engines build them (Finding objects with evidence files written
-through the store's RunWriter), over two runs, so deltas, trends and waivers have history to show.
+The runs are made by the one runner, from steps that return findings built as the engines build
+them (evidence files written through the run), over two runs, so deltas, trends, waivers, verdicts
+and the Remediation Action Plan have history to show, all as a command would store them.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from security_checks import catalogue
-from security_checks.findings import EvidenceRef, Finding, Severity, Status
+from security_checks.findings import EvidenceKind, EvidenceRef, Finding, Severity, Status
 from security_checks.model.loader import LoadedEstate, load_estate
 from security_checks.model.schema import Attestation, Waiver
+from security_checks.runner import Job, Runner
+from security_checks.step import Step, StepContext, StepResult
 from security_checks.store import Store
-from security_checks.waivers import apply_waivers
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "inventory" / "demo"
@@ -52,7 +53,7 @@ def finding(check_id: str, asset: str, status: Status, severity: Severity = Seve
     return Finding(check_id=check_id, asset=asset, key=key, title=f"{check_id} title", status=status,
                    severity=Severity.INFO if status is Status.PASS else severity, source="test",
                    controls=list(controls), observed="observed thing", expected="expected thing",
-                   remediation=remediation, site=site, evidence=evidence or [])
+                   remediation=remediation, site=site, evidence=evidence or [], evidence_kind=EvidenceKind.OBSERVED)
 
 
 WAIVER_OK = Waiver(check="t.default_password", asset="device:printer-*", justification="Printer vendor patch due; "
@@ -101,59 +102,54 @@ def loaded() -> LoadedEstate:
     return demo_loaded()
 
 
-def first_run(store: Store, loaded: LoadedEstate) -> str:
-    with store.run("assess", estate_dir=str(DEMO), estate_digest=loaded.digest, operator="tester") as run:
-        run.tool_versions.update({"estate": "0.1.0"})
-        scan = run.write_evidence("scan/selftest.xml", "<nmaprun>first</nmaprun>", "nmap XML")
-        run.step("scan", "ran", "1 host")
-        fs = [finding("t.undeclared_port", "host:10.10.30.20", Status.FAIL, key="tcp/23", site="civic-centre",
-                      controls=("CE3.3:FW-1",), evidence=[scan]),
-              finding("t.missing_patch", "host:10.10.30.21", Status.FAIL, Severity.CRITICAL, key="KB1",
-                      controls=("CE3.3:SUM-1",), site="civic-centre", remediation="Apply KB1."),
-              finding("t.no_av", "host:kiosk-1", Status.FAIL, Severity.MEDIUM, controls=("CE3.3:MP-1",),
-                      site="central-library")]
-        apply_waivers(fs, loaded.estate.waivers, TODAY)
-        run.add(fs)
-    return run.id
+def _run(home: Path, loaded: LoadedEstate, steps: tuple[Step, ...]) -> str:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ESTATE_OPERATOR", "tester")
+        return Runner(loaded, home, today=TODAY).run(Job("assess", steps, "a test's assessment",
+                                                          full_scope=True)).run.id
 
 
-def second_run(store: Store, loaded: LoadedEstate) -> str:
-    with store.run("assess", estate_dir=str(DEMO), estate_digest=loaded.digest, operator="tester") as run:
-        run.tool_versions.update({"estate": "0.1.0"})
-        scan = run.write_evidence("scan/selftest.xml", "<nmaprun>second</nmaprun>", "nmap XML")
-        run.write_evidence("devices/artifacts/x/job_events/1.json", '{"event": "ok"}', "runner event")
-        run.write_evidence("devices/artifacts/x/command", '{"env": {"PASSWORD": "hunter2"}}', "runner command")
-        run.write_evidence("compliance/ce.json", json.dumps({
-            "title": "CE 3.3", "verdict": "not ready: auto-fail", "reasons": ["CE3.3:SUM-1 (auto-fail) not met"],
-            "counts": {"met": 2, "not_met": 2}}), "CE verdict")
-        run.write_evidence("compliance/psn.json", json.dumps({
-            "summary": {"rap": {"open": 1}}, "conditions": [{"ref": "PSN:COCO-4", "title": "Patch", "status": "not_met",
-                                                             "reason": "overdue", "manual": False}],
-            "rap": [{"finding_id": "F-0000000000000001", "title": "Telnet open", "severity": "high",
-                     "owner": "Infrastructure team", "action": "Disable telnet", "target_date": "2026-12-06",
-                     "status": "open"}]}), "PSN RAP")
-        run.step("scan", "ran", "1 host")
-        run.step("lab", "skipped", "not root: network namespaces need CAP_NET_ADMIN")
-        fs = [finding("t.undeclared_port", "host:10.10.30.20", Status.FAIL, key="tcp/23", site="civic-centre",
-                      controls=("CE3.3:FW-1",), evidence=[scan]),
-              finding("t.missing_patch", "host:10.10.30.21", Status.PASS, key="KB1", controls=("CE3.3:SUM-1",)),
-              finding("t.default_password", "device:printer-3f", Status.FAIL, Severity.HIGH, site="civic-centre",
-                      controls=("CE3.3:SC-1",), remediation="Change the printer's admin password."),
-              finding("t.no_av", "host:kiosk-1", Status.FAIL, Severity.MEDIUM, controls=("CE3.3:MP-1",),
-                      site="central-library", remediation="Install Defender <script>alert(1)</script>."),
-              finding("t.admin_exposed", "fw:hq-fortigate", Status.PASS, controls=("CE3.3:FW-2",))]
-        apply_waivers(fs, loaded.estate.waivers, TODAY)
-        run.add(fs)
-    return run.id
+def first_run(home: Path, loaded: LoadedEstate) -> str:
+    def scan(ctx: StepContext) -> StepResult:
+        ev = ctx.run.write_evidence("scan/selftest.xml", "<nmaprun>first</nmaprun>", "nmap XML")
+        return StepResult([
+            finding("t.undeclared_port", "host:10.10.30.20", Status.FAIL, key="tcp/23", site="civic-centre",
+                    controls=("CE3.3:FW-1",), evidence=[ev]),
+            finding("t.missing_patch", "host:10.10.30.21", Status.FAIL, Severity.CRITICAL, key="KB1",
+                    controls=("CE3.3:SUM-1",), site="civic-centre", remediation="Apply KB1."),
+            finding("t.no_av", "host:kiosk-1", Status.FAIL, Severity.MEDIUM, controls=("CE3.3:MP-1",),
+                    site="central-library")], "1 host")
+
+    return _run(home, loaded, (Step("scan", scan, "test scan", ("*",)),))
+
+
+def second_run(home: Path, loaded: LoadedEstate) -> str:
+    def scan(ctx: StepContext) -> StepResult:
+        ev = ctx.run.write_evidence("scan/selftest.xml", "<nmaprun>second</nmaprun>", "nmap XML")
+        ctx.run.write_evidence("devices/artifacts/x/job_events/1.json", '{"event": "ok"}', "runner event")
+        ctx.run.write_evidence("devices/artifacts/x/command", '{"env": {"PASSWORD": "hunter2"}}', "runner command")
+        return StepResult([
+            finding("t.undeclared_port", "host:10.10.30.20", Status.FAIL, key="tcp/23", site="civic-centre",
+                    controls=("CE3.3:FW-1",), evidence=[ev]),
+            finding("t.missing_patch", "host:10.10.30.21", Status.PASS, key="KB1", controls=("CE3.3:SUM-1",)),
+            finding("t.default_password", "device:printer-3f", Status.FAIL, Severity.HIGH, site="civic-centre",
+                    controls=("CE3.3:SC-1",), remediation="Change the printer's admin password."),
+            finding("t.no_av", "host:kiosk-1", Status.FAIL, Severity.MEDIUM, controls=("CE3.3:MP-1",),
+                    site="central-library", remediation="Install Defender <script>alert(1)</script>."),
+            finding("t.admin_exposed", "fw:hq-fortigate", Status.PASS, controls=("CE3.3:FW-2",))], "1 host")
+
+    def lab(ctx: StepContext) -> StepResult:
+        return StepResult(skipped="not root: network namespaces need CAP_NET_ADMIN")
+
+    return _run(home, loaded, (Step("scan", scan, "test scan", ("*",)), Step("lab", lab, "lab scan", ("*",))))
 
 
 def make_two_runs(home: Path, loaded: LoadedEstate) -> tuple[Store, str, str]:
-    store = Store(home)
-    a = first_run(store, loaded)
+    a = first_run(home, loaded)
     while store_now() == a[:16]:
         time.sleep(0.05)  # run ids sort by the second they started: the second run must start later
-    b = second_run(store, loaded)
-    return store, a, b
+    b = second_run(home, loaded)
+    return Store(home), a, b
 
 
 def store_now() -> str:

@@ -16,7 +16,7 @@ import pytest
 from openpyxl import load_workbook
 
 from security_checks.report import write_reports
-from tests.report.builders import TODAY, demo_loaded, make_two_runs, patched_catalogue
+from tests.report.builders import demo_loaded, make_two_runs, patched_catalogue
 
 SCHEMA = Path(__file__).with_name("sarif-schema-2.1.0.json")
 
@@ -27,7 +27,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     with patched_catalogue(root):
         loaded = demo_loaded()
         store, a, b = make_two_runs(root / "home", loaded)
-        paths = write_reports(store, b, loaded, root / "out", today=TODAY)
+        paths = write_reports(store, b, root / "out")
         yield SimpleNamespace(out=root / "out", paths=paths, store=store, a=a, b=b, loaded=loaded)
 
 
@@ -120,9 +120,11 @@ def test_control_matrix_has_manual_items_attestations_and_drill_down(site: Simpl
     assert "not met" in fw1 and "Close the port" in fw1 and 'href="evidence/scan/selftest.xml"' in fw1
     sc1 = html[html.index('id="r-CE3.3-SC-1"'):]
     assert "risk accepted" in sc1[:sc1.index("</tr>")]
-    # The compliance step's output: CE verdict with reasons, PSN conditions and remediation action plan.
-    assert "Verdict: not ready: auto-fail" in t and "CE3.3:SUM-1 (auto-fail) not met" in t
-    assert "PSN:COCO-4" in t and "Disable telnet" in t and "2026-12-06" in t
+    # The verdict the run stored at commit, with its reasons, and the remediation action plan.
+    assert "Verdict: not ready (assessed 2026-11-22" in t and "CE3.3:FW-1 not met" in t
+    assert "CE3.3:SUM-1" in t and "auto-fail) not met" not in t   # the patch passed in this run
+    rap = html[html.index('id="rap"'):]
+    assert "t.undeclared_port title" in rap and "2026-12-06" in rap   # high: 14 days from 22 November
 
 
 def test_audit_page_scope_evidence_index_and_skipped_steps(site: SimpleNamespace) -> None:
@@ -132,7 +134,7 @@ def test_audit_page_scope_evidence_index_and_skipped_steps(site: SimpleNamespace
     ev = site.store.evidence_dir(site.b)
     import hashlib
 
-    for rel in ("scan/selftest.xml", "compliance/ce.json"):
+    for rel in ("scan/selftest.xml", "devices/artifacts/x/job_events/1.json"):
         assert hashlib.sha256((ev / rel).read_bytes()).hexdigest() in t
         assert (site.out / "evidence" / rel).read_bytes() == (ev / rel).read_bytes()
     # The runner's `command` file (environment, secrets) is indexed as withheld and never copied.
@@ -199,9 +201,9 @@ def test_pdf_is_a4_with_page_numbers_and_the_four_parts(site: SimpleNamespace) -
 
 def test_rewriting_replaces_the_site_whole(site: SimpleNamespace, tmp_path: Path) -> None:
     out = tmp_path / "r"
-    write_reports(site.store, site.a, site.loaded, out, today=TODAY, pdf=False)
+    write_reports(site.store, site.a, out, pdf=False)
     (out / "stale.txt").write_text("left over")
-    write_reports(site.store, site.b, site.loaded, out, today=TODAY, pdf=False)
+    write_reports(site.store, site.b, out, pdf=False)
     assert not (out / "stale.txt").exists() and site.b in (out / "index.html").read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temporary directories left
 
@@ -209,7 +211,7 @@ def test_rewriting_replaces_the_site_whole(site: SimpleNamespace, tmp_path: Path
 def test_a_failing_render_leaves_the_previous_site(site: SimpleNamespace, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "r"
-    write_reports(site.store, site.a, site.loaded, out, today=TODAY, pdf=False)
+    write_reports(site.store, site.a, out, pdf=False)
     before = (out / "index.html").read_bytes()
 
     def boom(*a: object, **k: object) -> None:
@@ -217,7 +219,7 @@ def test_a_failing_render_leaves_the_previous_site(site: SimpleNamespace, tmp_pa
 
     monkeypatch.setattr("security_checks.report.machine.write_machine", boom)
     with pytest.raises(RuntimeError):
-        write_reports(site.store, site.b, site.loaded, out, today=TODAY, pdf=False)
+        write_reports(site.store, site.b, out, pdf=False)
     assert (out / "index.html").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
@@ -239,4 +241,4 @@ def test_cli_report_latest_and_by_run_and_bad_input(site: SimpleNamespace, tmp_p
     assert res.exit_code == 2 and "--run 19990101: no such run" in res.output and not (tmp_path / "x").exists()
     monkeypatch.setenv("ESTATE_HOME", str(tmp_path / "empty"))
     res = CliRunner().invoke(app, ["report", "--out", str(tmp_path / "y")])
-    assert res.exit_code == 2 and "no runs yet" in res.output
+    assert res.exit_code == 2 and "run `estate assess` first" in res.output

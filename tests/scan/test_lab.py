@@ -14,12 +14,14 @@ from typer.testing import CliRunner
 
 from security_checks.cli.app import app
 from security_checks.findings import Status
+from security_checks.jobs import NETWORK, SCAN_MATRIX, SCAN_SITE
 from security_checks.lab import build
+from security_checks.lab.harness import LabHarness
 from security_checks.lab.topology import load_faults
-from security_checks.scan.remote import scan_site
-from security_checks.scan.segregation import run_matrix
-from security_checks.scan.steps import scan_lab
+from security_checks.runner import Job, Runner
 from security_checks.store import Store
+
+IN_USE = LabHarness(selftest=False, namespaces="use", endpoint=False)
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
@@ -35,12 +37,10 @@ def _expectations(kind: str) -> set[tuple[str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def scanned(lab, loaded, tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("scanstore"))
-    with store.run("scan", estate_dir="demo", estate_digest=loaded.digest) as run:
-        findings, notes = scan_lab(loaded, lab["lab"], run, lab["home"])
-        run_id = run.id
-    yield {"findings": findings, "notes": notes, "store": store, "run": run_id}
+def scanned(lab, loaded):
+    out = Runner(loaded, lab["home"]).run(Job("scan", (NETWORK,), "lab scan"), harness=IN_USE)
+    store = Store(lab["home"])
+    yield {"findings": out.findings, "steps": out.run.steps, "store": store, "run": out.run.id}
     store.close()
 
 
@@ -85,11 +85,12 @@ def test_raw_xml_is_evidence(scanned):
     assert cmd["netns"] == "est-scan" and all("vulners" not in " ".join(c) for c in cmd["commands"])
 
 
-def test_segregation_matrix_matches_policy_except_the_planted_breaches(lab, loaded, store):
-    with store.run("scan", estate_dir="demo", estate_digest=loaded.digest) as run:
-        matrix, findings = run_matrix(loaded, lab["lab"], run)
-        run_id = run.id
-    failing = {(f.check_id, f.asset, f.key) for f in findings if f.failing}
+def test_segregation_matrix_matches_policy_except_the_planted_breaches(lab, loaded):
+    out = Runner(loaded, lab["home"]).run(SCAN_MATRIX, harness=IN_USE)
+    matrix = out.data["segregation"]["matrix"]
+    store = Store(lab["home"])
+    run_id = out.run.id
+    failing = {(f.check_id, f.asset, f.key) for f in out.findings if f.failing}
     assert failing == _expectations("segregation")
     assert matrix["allowed_but_blocked"] == 0
     saved = json.loads((store.evidence_dir(run_id) / "scan" / "segregation" / "matrix.json").read_text())
@@ -98,15 +99,14 @@ def test_segregation_matrix_matches_policy_except_the_planted_breaches(lab, load
     assert {f["dst_zone"] for f in guest} == {"internet", "servers"}  # servers: the planted breach only
 
 
-def test_site_scanner_runs_through_ansible_runner(lab, loaded, store):
-    with store.run("scan", estate_dir="demo", estate_digest=loaded.digest) as run:
-        findings, summary = scan_site(loaded, "central-library", run, lab["home"])
-        run_id = run.id
-    got = {(f.check_id, f.asset, f.key): f.status for f in findings}
+def test_site_scanner_runs_through_ansible_runner(lab, loaded):
+    out = Runner(loaded, lab["home"]).run(SCAN_SITE, options={"site": "central-library"}, harness=IN_USE)
+    got = {(f.check_id, f.asset, f.key): f.status for f in out.findings}
     assert got[("scan.undeclared_port", "host:lib-print-01", "tcp/9100")] is Status.FAIL
     assert got[("scan.declared_service_ok", "host:lib-print-01", "tcp/631")] is Status.PASS
-    assert "transmit/worker/process" in summary
-    assert list((store.evidence_dir(run_id) / "scan" / "site-central-library").glob("nmap-*.xml"))
+    assert "transmit/worker/process" in out.run.steps[-1]["summary"]
+    with Store(lab["home"]) as store:
+        assert list((store.evidence_dir(out.run.id) / "scan" / "site-central-library").glob("nmap-*.xml"))
 
 
 def _packets(ns: str) -> int:

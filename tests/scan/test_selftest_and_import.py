@@ -9,10 +9,12 @@ from typer.testing import CliRunner
 
 from security_checks.cli.app import app
 from security_checks.findings import Status
+from security_checks.jobs import NETWORK, SEGREGATION, SELFTEST
+from security_checks.lab.harness import LabHarness
 from security_checks.lab.listeners import port_is_free
 from security_checks.lab.topology import load_faults
+from security_checks.runner import Job, Runner
 from security_checks.scan.nmapxml import BadScanXml, parse
-from security_checks.scan.steps import run_selftest
 from security_checks.store import Store
 
 pytestmark = pytest.mark.slow
@@ -21,11 +23,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def selftest_run(tmp_path_factory, loaded):
     home = tmp_path_factory.mktemp("selftest")
+    out = Runner(loaded, home).run(Job("scan", (SELFTEST,), "self-test"),
+                                   harness=LabHarness(namespaces="none", endpoint=False))
     store = Store(home)
-    with store.run("test", estate_dir="demo", estate_digest=loaded.digest) as run:
-        findings, summary = run_selftest(loaded, run)
-        run_id = run.id
-    yield {"store": store, "findings": findings, "run": run_id, "summary": summary, "home": home}
+    yield {"store": store, "findings": out.findings, "run": out.run.id, "home": home}
     store.close()
 
 
@@ -64,12 +65,14 @@ def test_assess_runs_the_selftest_step(tmp_path):
                                       "--out", str(tmp_path / "out"), "--format", "json", "--fail-on", "none"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout[result.stdout.index("{"):])
-    [step] = data["steps"]
-    assert step["name"] == "selftest-scan" and step["status"] == "ran"
-    assert data["summary"]["fail"] >= 2
+    ran = {s["name"]: s for s in data["steps"] if s["status"] == "ran"}
+    assert set(ran) == {"lab-harness", "selftest-scan"}
+    # Every other step is recorded, with why it did not run: a partial run says so.
+    assert {s["summary"] for s in data["steps"] if s["status"] == "skipped"} == {"not chosen (--only selftest-scan)"}
+    assert data["full_scope"] is False and data["summary"]["fail"] >= 2
 
 
-def test_import_compares_like_a_live_scan(selftest_run, tmp_path):
+def test_import_stores_what_it_prints_and_the_next_check_psn_plans_it(selftest_run, tmp_path):
     xml = selftest_run["store"].evidence_dir(selftest_run["run"]) / "scan" / "selftest" / "nmap-tcp.xml"
     home = tmp_path / "h"
     result = CliRunner().invoke(app, ["scan", "import", str(xml), "--home", str(home), "--format", "json",
@@ -80,10 +83,20 @@ def test_import_compares_like_a_live_scan(selftest_run, tmp_path):
     assert ("scan.undeclared_port", "host:selftest-web", "tcp/18023", "fail") in keys
     assert ("scan.plaintext_protocol", "host:selftest-web", "tcp/18023", "fail") in keys
     assert ("scan.declared_service_ok", "host:selftest-web", "tcp/18080", "pass") in keys
-    store = Store(home)
-    [run] = store.runs()
-    assert run.kind == "scan-import"
-    assert (store.evidence_dir(run.id) / "scan" / "import" / "nmap.xml").read_bytes() == xml.read_bytes()
+    # Every printed finding is in the store, read back through the command a user would use.
+    listed = CliRunner().invoke(app, ["findings", "--run", data["run"], "--home", str(home), "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    stored = json.loads(listed.stdout)["findings"]
+    assert sorted(f["id"] for f in stored) == sorted(f["id"] for f in data["findings"]) != []
+    with Store(home) as store:
+        [run] = store.runs()
+        assert run.kind == "scan-import" and run.id == data["run"] and not run.full_scope
+        assert (store.evidence_dir(run.id) / "scan" / "import" / "nmap.xml").read_bytes() == xml.read_bytes()
+    # The runbook's next step: the tester's failing findings are in the Remediation Action Plan.
+    psn = CliRunner().invoke(app, ["check", "psn", "--run", run.id, "--home", str(home), "--format", "json"])
+    assert psn.exit_code == 0, psn.output
+    rap = {i["finding_id"] for i in json.loads(psn.stdout)["rap"]}
+    assert {f["id"] for f in data["findings"] if f["status"] == "fail"} <= rap
 
 
 HEADER = b'<?xml version="1.0"?>\n'
@@ -133,16 +146,15 @@ def test_nmaps_own_bare_doctype_is_accepted():
     assert r.finished and r.scanned == {"tcp": {22}} and r.hosts[0].ports[0].service == "ssh"
 
 
-def test_lab_steps_skip_with_the_plain_reason_when_not_root(loaded, tmp_path):
-    from rich.console import Console
-
-    from security_checks.assess import StepContext
-    from security_checks.scan.steps import lab_scan, segregation
-
-    store = Store(tmp_path / "h")
-    with store.run("test", estate_dir="demo", estate_digest=loaded.digest) as run:
-        ctx = StepContext(loaded=loaded, run=run, store=store, console=Console(), is_root=False,
-                          today=__import__("datetime").date.today())
-        for step in (lab_scan, segregation):
-            result = step(ctx)
-            assert result.skipped and "root" in result.skipped and result.findings == []
+def test_scan_steps_say_why_they_did_not_run(loaded, tmp_path, monkeypatch):
+    # Not root: skipped for that reason, and the run records it as plainly as the steps that ran.
+    monkeypatch.setattr("security_checks.runner.is_root", lambda: False)
+    out = Runner(loaded, tmp_path / "h").run(Job("scan", (NETWORK, SEGREGATION), "test"))
+    assert [(s["name"], s["status"]) for s in out.run.steps] == [("network-scan", "skipped"),
+                                                                 ("segregation", "skipped")]
+    assert all("needs root" in s["summary"] for s in out.run.steps) and out.findings == []
+    # Root but nothing to scan from (a real estate's assess: no lab, no scanner vantage given).
+    monkeypatch.setattr("security_checks.runner.is_root", lambda: True)
+    out = Runner(loaded, tmp_path / "h").run(Job("scan", (NETWORK, SEGREGATION), "test"))
+    reasons = {s["name"]: s["summary"] for s in out.run.steps}
+    assert "no scanner vantage" in reasons["network-scan"] and "no probe points" in reasons["segregation"]

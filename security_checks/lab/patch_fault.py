@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from .advisories import Feed, load_feed
+from ..compliance.advisories import Feed, load_feed
 
 PACKAGE = "hdc-kiosk-agent"
 INSTALLED = "1.0.0"

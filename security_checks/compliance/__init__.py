@@ -1,0 +1,1 @@
+"""Compliance: the patch and configuration steps, and the verdicts and RAP transition the runner computes at commit."""

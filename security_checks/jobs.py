@@ -1,0 +1,78 @@
+"""Every job the runner runs, each a choice of steps registered by a typed import.
+
+Read this file to see the whole call graph of a command: `estate assess` is ASSESS, `estate scan
+import` is SCAN_IMPORT, and so on. The order within a job matters where a step reads what an
+earlier one found (patch reads the device audit's Windows update results).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .compliance.steps import ce_config_step, patch_step
+from .devices.step import devices_step
+from .infra_plan import infra_plan_step
+from .runner import Job
+from .scan.steps import import_scan, network_scan, scope_scan, segregation, selftest_scan, site_scan
+from .step import Step
+
+# Check ids each step can emit (fnmatch patterns): --check/--exclude-check choose steps by them,
+# and a RAP item closes only when the run ran its check.
+DRIFT_CHECKS = ("scan.undeclared_*", "scan.declared_service_*", "scan.weak_*", "scan.plaintext_protocol",
+                "scan.management_exposed", "scan.http_headers", "scan.certificate")
+SEGREGATION_CHECKS = ("scan.segregation_breach", "scan.management_exposed")
+
+SELFTEST = Step("selftest-scan", selftest_scan, "self-test scan of the declared loopback services", DRIFT_CHECKS)
+NETWORK = Step("network-scan", network_scan, "network scan of the scan scopes from the scanner vantages",
+               DRIFT_CHECKS, needs_root="nmap SYN scans and ARP discovery from scanner namespaces")
+SEGREGATION = Step("segregation", segregation, "segregation: probes between zones", SEGREGATION_CHECKS,
+                   needs_root="raw packets from probe points in each zone")
+DEVICES = Step("devices", devices_step, "end-user device baseline audit (Ansible)", ("devices.*",))
+INFRA_PLAN = Step("infra-plan", infra_plan_step, "Azure tenancy and LOB systems: offline Pulumi plan, policy",
+                  ("infra.policy.*",))
+CE_CONFIG = Step("ce-config", ce_config_step, "Cyber Essentials configuration declared in the estate", ("ce.*",))
+PATCH = Step("patch", patch_step, "patch compliance (14-day rule, unsupported OS and software)", ("patch.*",))
+
+ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, INFRA_PLAN, CE_CONFIG, PATCH),
+             "the whole assessment", full_scope=True)
+
+SCAN_SCOPE = Job("scan", (Step("scope-scan", scope_scan, "scan of an authorised scope", DRIFT_CHECKS),),
+                 "a scan of one scope")
+SCAN_IMPORT = Job("scan-import", (Step("scan-import", import_scan, "nmap XML from elsewhere, compared with the "
+                                       "estate", DRIFT_CHECKS),), "an imported scan")
+SCAN_MATRIX = Job("scan", (SEGREGATION,), "the segregation matrix")
+SCAN_SITE = Job("scan", (Step("site-scan", site_scan, "a site's own scanner (ansible-runner worker)",
+                              DRIFT_CHECKS, needs_root="the site scanner runs in a network namespace"),),
+                "a scan from a site's scanner")
+DEVICES_AUDIT = Job("devices-audit", (DEVICES,), "device baseline audit")
+DEVICES_APPLY = Job("devices-apply", (Step("devices", devices_step, "device baseline remediation (Ansible)",
+                                           ("devices.*",)),), "device baseline remediation")
+INFRA = Job("infra-plan", (INFRA_PLAN,), "offline infrastructure plan", full_scope=True)
+
+ALL = (ASSESS, SCAN_SCOPE, SCAN_IMPORT, SCAN_MATRIX, SCAN_SITE, DEVICES_AUDIT, DEVICES_APPLY, INFRA)
+
+
+def describe_checks(pattern: str = "*") -> list[dict[str, Any]]:
+    """Each check matching `pattern`, with everything one hop away: its metadata file, the code that
+    emits it, the steps and jobs that run it, and the catalogue requirements it evidences."""
+    from fnmatch import fnmatchcase
+    from pathlib import Path
+
+    from .catalogue import controls_for
+    from .checks import PACKAGE_ROOT, registry
+
+    root = PACKAGE_ROOT.parent
+    sources = [p for base in (PACKAGE_ROOT, root / "infra") for p in base.rglob("*.py")]
+    texts = {p: p.read_text(errors="replace") for p in sources}
+    out: list[dict[str, Any]] = []
+    for cid, meta in sorted(registry().items()):
+        if not fnmatchcase(cid, pattern):
+            continue
+        emitted = sorted(Path(p).relative_to(root).as_posix() for p, t in texts.items() if f'"{cid}"' in t)
+        steps = sorted({f"{job.kind}/{s.name}" for job in ALL for s in job.steps
+                        if any(fnmatchcase(cid, pat) for pat in s.checks)})
+        out.append({"id": cid, "title": meta.title, "severity": meta.severity.value,
+                    "evidence_kind": meta.evidence_kind.value, "source": meta.source, "metadata": meta.defined_in,
+                    "emitted_by": emitted, "steps": steps, "requirements": list(controls_for(cid)),
+                    "description": meta.description.strip(), "remediation": meta.remediation.strip()})
+    return out

@@ -1,0 +1,598 @@
+"""The findings store: runs that commit whole or not at all, and never lose evidence.
+
+Layout under the state directory (the home: --home, ESTATE_HOME, default ./.estate):
+
+    estate.db                  runs, findings, verdicts, evidence index, the RAP (SQLite, WAL)
+    runs/<run-id>/             a committed run's evidence files, and .estate-run.json (its manifest)
+    runs/.staging-<run-id>/    a run in progress (or committed a moment ago, not yet renamed)
+    quarantine/<name>/         directories recovery moved aside; nothing is ever deleted
+    locks/                     writer.lock, store.lock (security_checks/store/lock.py)
+
+The commit point is the database transaction. A run writes its evidence into its staging
+directory; at commit the store hashes every file (a finding may only cite a file that exists with
+the hash it recorded), writes the manifest, then in ONE transaction inserts the run, its findings,
+its verdicts, its evidence index and its Remediation Action Plan transition; only then renames the
+staging directory into place. A process killed at any point leaves either nothing committed (a
+staging directory, quarantined by the next writer) or a committed run whose directory the next
+writer renames into place: no reader ever sees a partial run, and no command deletes a run's files.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from ..findings import EvidenceRef, Finding, Status
+from ..fsutil import atomic_write, fsync_dir, fsync_tree, private_dir
+from ..remediation import RapItem, RapUpdate
+from ..testhooks import pause_at
+from ..verdicts import FrameworkVerdict
+from . import db as dbmod
+from . import rap as rapsql
+from . import verdicts as verdictsql
+from .db import StoreError
+from .lock import StoreLock
+from .scrub import withheld_reason
+
+MANIFEST = ".estate-run.json"
+STAGING_PREFIX = ".staging-"
+RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4,}$")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("ESTATE_HOME", ".estate"))
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_run_id(at: datetime) -> str:
+    return f"{at.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    kind: str
+    started_at: datetime
+    finished_at: datetime
+    operator: str
+    estate_dir: str
+    estate_digest: str
+    full_scope: bool
+    tool_versions: dict[str, str]
+    steps: list[dict[str, Any]]
+    job: str = ""
+    assessed_on: date | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
+    checks_run: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    rap_update: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def skipped_steps(self) -> list[dict[str, Any]]:
+        return [s for s in self.steps if s.get("status") == "skipped"]
+
+    @property
+    def organisation(self) -> str:
+        return str(self.context.get("organisation", ""))
+
+
+@dataclass(frozen=True)
+class EvidenceFile:
+    path: str             # relative to the run's evidence directory (and to a report's evidence/)
+    size: int
+    sha256: str
+    withheld: str | None  # why it is kept out of reports and bundles (could hold secrets), or None
+
+
+@dataclass
+class RunWriter:
+    """A run in progress: its staging directory. Nothing it holds is visible until the store commits it."""
+
+    id: str
+    kind: str
+    started_at: datetime
+    staging: Path
+    estate_dir: str
+    estate_digest: str
+    operator: str
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.staging
+
+    def write_evidence(self, relpath: str, data: bytes | str, description: str = "") -> EvidenceRef:
+        """Write an evidence file into the run; returns the reference findings should carry."""
+        raw = data.encode() if isinstance(data, str) else data
+        target = self._target(relpath)
+        atomic_write(target, raw, durable=False)   # fsynced all at once at commit
+        return EvidenceRef(path=relpath, description=description, sha256=hashlib.sha256(raw).hexdigest())
+
+    def copy_evidence(self, src: Path, relpath: str, description: str = "") -> EvidenceRef:
+        target = self._target(relpath)
+        shutil.copyfile(src, target)
+        os.chmod(target, 0o600)
+        return EvidenceRef(path=relpath, description=description, sha256=sha256_file(target))
+
+    def _target(self, relpath: str) -> Path:
+        target = (self.staging / relpath).resolve()
+        if not target.is_relative_to(self.staging.resolve()) or target == self.staging.resolve():
+            raise ValueError(f"evidence path {relpath!r} leaves the run directory")
+        if relpath.split("/", 1)[0] == MANIFEST:
+            raise ValueError(f"evidence path {relpath!r} is reserved for the run's manifest")
+        private_dir(target.parent)
+        return target
+
+
+@dataclass
+class Commit:
+    """Everything a run stores, handed to Store.commit by the runner."""
+
+    writer: RunWriter
+    job: str
+    findings: list[Finding]
+    steps: list[dict[str, Any]]
+    full_scope: bool
+    assessed_on: date
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    selection: dict[str, Any] = field(default_factory=dict)
+    checks_run: list[str] = field(default_factory=list)
+    context: dict[str, Any] = field(default_factory=dict)
+    verdicts: list[FrameworkVerdict] = field(default_factory=list)
+    # Computes the RAP transition from the plan as it stands inside the commit's transaction.
+    rap: Callable[[dict[str, RapItem]], RapUpdate] | None = None
+
+
+class EvidenceMismatch(Exception):
+    """A finding cites an evidence file that is missing or differs from the hash it recorded."""
+
+
+class Store:
+    """Open with `Store(home)` to read (a shared lock while open) or `Store(home, writer=True)` to write.
+
+    A writer must hold the home's writer lock (security_checks/store/lock.py; the CLI and the
+    runner take it); only a writer recovers what a killed process left.
+    """
+
+    def __init__(self, home: Path | None = None, *, writer: bool = False, recovering: bool = False):
+        self.home = Path(home) if home else default_home()
+        self.writer = writer
+        self.runs_dir = self.home / "runs"
+        self.quarantine_dir = self.home / "quarantine"
+        self.db_path = self.home / "estate.db"
+        private_dir(self.home)
+        private_dir(self.runs_dir)
+        self.lock = StoreLock(self.home)
+        with self.lock.exclusive():
+            existed = self.db_path.exists() and self.db_path.stat().st_size > 0
+            self.db = dbmod.connect(self.db_path)
+            try:
+                pending = dbmod.check_schema(self.db, self.db_path)
+                if pending:
+                    dbmod.migrate(self.db, pending)
+                # `estate store recover` opens what the others refuse, to repair it.
+                self.problems = [] if recovering else self._consistency(existed)
+                self.recovered = self._recover() if writer else []
+            except BaseException:
+                self.db.close()
+                raise
+        self.lock.shared()
+
+    def close(self) -> None:
+        self.db.close()
+        self.lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> list[str]:
+        return dbmod.applied(self.db)
+
+    # -- consistency and recovery --------------------------------------------------------------
+
+    def _run_dirs(self) -> tuple[list[str], list[str]]:
+        finals, staging = [], []
+        for entry in self.runs_dir.iterdir():
+            if not entry.is_dir():
+                continue
+            if entry.name.startswith(STAGING_PREFIX):
+                staging.append(entry.name.removeprefix(STAGING_PREFIX))
+            elif RUN_ID.match(entry.name):
+                finals.append(entry.name)
+        return sorted(finals), sorted(staging)
+
+    def _consistency(self, existed: bool) -> list[str]:
+        """Refuse a database that does not know runs whose evidence is on disk; list lesser problems."""
+        known = {r[0] for r in self.db.execute("SELECT id FROM runs")}
+        finals, _staging = self._run_dirs()
+        unknown = [d for d in finals if d not in known]
+        if unknown:
+            what = "missing" if not existed else ("empty" if not known else "older than the evidence on disk")
+            raise StoreError(
+                f"{self.db_path} is {what}: it lists {len(known)} run(s) but {self.runs_dir} holds {len(unknown)} "
+                f"committed run director{'y' if len(unknown) == 1 else 'ies'} it does not know (e.g. {unknown[-1]}). "
+                "Was the database restored from an older backup? Nothing was changed. Run `estate store recover` "
+                "to see the choices (adopt them back from their manifests, or quarantine them).")
+        return self.missing_evidence_dirs()
+
+    def missing_evidence_dirs(self) -> list[str]:
+        """Committed runs whose evidence directory is gone (someone deleted it)."""
+        known = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY id")]
+        return [f"run {r}: its evidence directory {self.runs_dir / r} is missing" for r in known
+                if not (self.runs_dir / r).is_dir() and not (self.runs_dir / f"{STAGING_PREFIX}{r}").is_dir()]
+
+    def _recover(self) -> list[str]:
+        """Finish or set aside what a killed writer left (the caller holds the writer lock)."""
+        notes = []
+        known = {r[0] for r in self.db.execute("SELECT id FROM runs")}
+        _finals, staging = self._run_dirs()
+        for run_id in staging:
+            src = self.runs_dir / f"{STAGING_PREFIX}{run_id}"
+            if run_id in known:
+                # Committed, killed before the rename: roll forward.
+                os.rename(src, self.runs_dir / run_id)
+                fsync_dir(self.runs_dir)
+                notes.append(f"run {run_id}: committed before an interruption; its evidence is now in place")
+            else:
+                name = self.quarantine(src, run_id, "never committed: the command that wrote it stopped first")
+                notes.append(f"run {run_id}: never committed; its partial evidence was moved to "
+                             f"{self.quarantine_dir / name}")
+        return notes
+
+    def quarantine(self, src: Path, run_id: str, reason: str) -> str:
+        """Move a directory aside, never delete it; recorded so `estate store status` reports it."""
+        private_dir(self.quarantine_dir)
+        name = f"{run_id}-{now().strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
+        os.rename(src, self.quarantine_dir / name)
+        fsync_dir(self.quarantine_dir)
+        fsync_dir(src.parent)
+        self.db.execute("INSERT INTO quarantine (name, run_id, reason, moved_at) VALUES (?,?,?,?)",
+                        (name, run_id, reason, now().isoformat()))
+        return name
+
+    def quarantined(self) -> list[dict[str, str]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM quarantine ORDER BY moved_at, name")]
+
+    def unknown_run_dirs(self) -> list[str]:
+        known = {r[0] for r in self.db.execute("SELECT id FROM runs")}
+        return [d for d in self._run_dirs()[0] if d not in known]
+
+    def staging_dirs(self) -> list[str]:
+        return self._run_dirs()[1]
+
+    def adopt(self, run_id: str) -> int:
+        """Register a run directory the database lost, from its manifest; returns its findings' count.
+
+        The run, its findings, verdicts and evidence index come back as committed; its effect on the
+        Remediation Action Plan is not replayed (the next full assessment re-derives the open items).
+        """
+        root = self.runs_dir / run_id
+        try:
+            doc = json.loads((root / MANIFEST).read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{root / MANIFEST}: cannot adopt run {run_id} ({exc})") from None
+        row = dict(doc["run"])
+        row["rap_update"] = json.dumps({"not_replayed": 1})
+        findings = [Finding.model_validate(f) for f in doc["findings"]]
+        verdicts = [FrameworkVerdict.model_validate(v) for v in doc.get("verdicts", [])]
+        listed = {e["path"]: e for e in doc.get("evidence", [])}
+        problems = self._evidence_problems(root, list(listed.values()))
+        if problems:
+            raise StoreError(f"{root}: cannot adopt run {run_id}: {problems[0]}")
+        with self.lock.exclusive(), self.transaction() as cur:
+            cols = list(row)
+            cur.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
+                        [row[k] for k in cols])
+            cur.executemany("INSERT INTO findings (run_id, id, check_id, asset, key, status, severity, source, site,"
+                            " data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                            [(run_id, f.id, f.check_id, f.asset, f.key, f.status.value, f.severity.value, f.source,
+                              f.site, f.model_dump_json()) for f in findings])
+            verdictsql.insert(cur, run_id, verdicts)
+            cur.executemany("INSERT INTO evidence_files (run_id, path, size, sha256, withheld) VALUES (?,?,?,?,?)",
+                            [(run_id, e["path"], e["size"], e["sha256"], e.get("withheld")) for e in listed.values()])
+        return len(findings)
+
+    @staticmethod
+    def _evidence_problems(root: Path, listed: list[dict[str, Any]]) -> list[str]:
+        out = []
+        for e in listed:
+            path = root / e["path"]
+            if not path.is_file():
+                out.append(f"{e['path']}: missing")
+            elif sha256_file(path) != e["sha256"]:
+                out.append(f"{e['path']}: changed since the run committed")
+        return out
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def begin(self, kind: str, *, estate_dir: str, estate_digest: str, operator: str | None = None) -> RunWriter:
+        if not self.writer:
+            raise RuntimeError("a run needs Store(home, writer=True) under the home's writer lock")
+        started = now()
+        run_id = new_run_id(started)
+        staging = self.runs_dir / f"{STAGING_PREFIX}{run_id}"
+        os.mkdir(staging, 0o700)
+        return RunWriter(id=run_id, kind=kind, started_at=started, staging=staging, estate_dir=estate_dir,
+                         estate_digest=estate_digest, operator=operator or operator_name())
+
+    def abandon(self, w: RunWriter, reason: str) -> str | None:
+        """A run that will not commit: its partial evidence goes to quarantine (never deleted)."""
+        if not w.staging.exists():
+            return None
+        return self.quarantine(w.staging, w.id, reason)
+
+    def commit(self, c: Commit) -> RapUpdate:
+        w = c.writer
+        evidence = _index(w.staging)
+        _check_citations(c.findings, evidence)
+        finished = now()
+        manifest = {"format": "estate-run/1", "run": self._run_row(c, finished),
+                    "findings": [f.model_dump(mode="json") for f in c.findings],
+                    "verdicts": [v.model_dump(mode="json") for v in c.verdicts],
+                    "evidence": [e.__dict__ for e in evidence]}
+        atomic_write(w.staging / MANIFEST, json.dumps(manifest, default=str), durable=False)
+        fsync_tree(w.staging)
+        pause_at("commit:before-transaction")
+        update = RapUpdate()
+        with self.lock.exclusive():
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                if c.rap is not None:
+                    update = c.rap(rapsql.items(cur, with_history=False))
+                    rapsql.apply(cur, w.id, update, full_scope=c.full_scope)
+                targets = {ch.item.finding_id: ch.item.target_date for ch in update.changes}
+                row = self._run_row(c, finished)
+                row["rap_update"] = json.dumps(update.counts)
+                cols = list(row)
+                cur.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
+                            [row[k] for k in cols])
+                first_seen = self._first_seen(cur, [f.id for f in c.findings])
+                rows = []
+                for f in c.findings:
+                    f.first_seen = first_seen.get(f.id, w.started_at)
+                    f.last_seen = w.started_at
+                    if f.status is Status.FAIL and f.id in targets:
+                        f.fix_by = date.fromisoformat(targets[f.id])
+                    rows.append((w.id, f.id, f.check_id, f.asset, f.key, f.status.value, f.severity.value,
+                                 f.source, f.site, f.model_dump_json()))
+                cur.executemany("INSERT INTO findings (run_id, id, check_id, asset, key, status, severity, source,"
+                                " site, data) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                verdictsql.insert(cur, w.id, c.verdicts)
+                cur.executemany("INSERT INTO evidence_files (run_id, path, size, sha256, withheld) VALUES (?,?,?,?,?)",
+                                [(w.id, e.path, e.size, e.sha256, e.withheld) for e in evidence])
+                pause_at("commit:in-transaction")
+                cur.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            pause_at("commit:before-rename")
+            os.rename(w.staging, self.runs_dir / w.id)
+            fsync_dir(self.runs_dir)
+        return update
+
+    def _run_row(self, c: Commit, finished: datetime) -> dict[str, Any]:
+        w = c.writer
+        return {"id": w.id, "kind": w.kind, "started_at": w.started_at.isoformat(), "finished_at": finished.isoformat(),
+                "operator": w.operator, "estate_dir": w.estate_dir, "estate_digest": w.estate_digest,
+                "full_scope": int(c.full_scope), "tool_versions": json.dumps(c.tool_versions, sort_keys=True),
+                "steps": json.dumps(c.steps), "job": c.job, "assessed_on": c.assessed_on.isoformat(),
+                "selection": json.dumps(c.selection), "checks_run": json.dumps(sorted(c.checks_run)),
+                "context": json.dumps(c.context, default=str), "rap_update": "{}"}
+
+    @staticmethod
+    def _first_seen(cur: sqlite3.Cursor, ids: list[str]) -> dict[str, datetime]:
+        out: dict[str, datetime] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            for row in cur.execute(
+                    f"SELECT f.id, MIN(r.started_at) FROM findings f JOIN runs r ON r.id = f.run_id"  # noqa: S608
+                    f" WHERE f.id IN ({marks}) GROUP BY f.id", part):
+                out[row[0]] = datetime.fromisoformat(row[1])
+        return out
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def runs(self, kind: str | None = None, limit: int | None = None) -> list[RunInfo]:
+        sql = "SELECT * FROM runs"
+        args: list[Any] = []
+        if kind:
+            sql += " WHERE kind = ?"
+            args.append(kind)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_run_info(r) for r in self.db.execute(sql, args)]
+
+    def get_run(self, run_id: str | None = None, kind: str | None = None) -> RunInfo | None:
+        """A run by id (a unique prefix will do), or the latest (of a kind) when run_id is None."""
+        if run_id is None:
+            found = self.runs(kind=kind, limit=1)
+            return found[0] if found else None
+        rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id",
+                               (run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)
+                               ).fetchall()
+        return _run_info(rows[0]) if len(rows) == 1 else None
+
+    def latest_with_verdict(self, framework: str) -> RunInfo | None:
+        row = self.db.execute("SELECT r.* FROM runs r JOIN verdicts v ON v.run_id = r.id WHERE v.framework = ?"
+                              " AND r.kind = 'assess' ORDER BY r.id DESC LIMIT 1", (framework,)).fetchone()
+        return _run_info(row) if row else None
+
+    def previous_run(self, run: RunInfo, same_kind: bool = True) -> RunInfo | None:
+        sql = "SELECT * FROM runs WHERE id < ?" + (" AND kind = ?" if same_kind else "") + " ORDER BY id DESC LIMIT 1"  # noqa: S608
+        args = (run.id, run.kind) if same_kind else (run.id,)
+        row = self.db.execute(sql, args).fetchone()
+        return _run_info(row) if row else None
+
+    def findings(self, run_id: str) -> list[Finding]:
+        return [Finding.model_validate_json(r[0])
+                for r in self.db.execute("SELECT data FROM findings WHERE run_id = ? ORDER BY id", (run_id,))]
+
+    def finding_statuses(self, run_id: str) -> dict[str, tuple[str, str, str, str, str]]:
+        """id -> (status, check_id, asset, severity, title) of a run, without decoding every finding."""
+        return {r[0]: (r[1], r[2], r[3], r[4], json.loads(r[5]).get("title", "")) for r in self.db.execute(
+            "SELECT id, status, check_id, asset, severity, data FROM findings WHERE run_id = ?", (run_id,))}
+
+    def status_counts(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(run_ids)
+        out: dict[str, dict[str, int]] = {r: {} for r in ids}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            for run_id, status, n in self.db.execute(
+                    f"SELECT run_id, status, COUNT(*) FROM findings WHERE run_id IN ({marks})"  # noqa: S608
+                    " GROUP BY run_id, status", part):
+                out[run_id][status] = n
+        return out
+
+    def failing_by_severity(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(run_ids)
+        out: dict[str, dict[str, int]] = {r: {} for r in ids}
+        if not ids:
+            return out
+        marks = ",".join("?" * len(ids))
+        for run_id, severity, n in self.db.execute(
+                f"SELECT run_id, severity, COUNT(*) FROM findings WHERE run_id IN ({marks})"  # noqa: S608
+                " AND status IN ('fail', 'error') GROUP BY run_id, severity", ids):
+            out[run_id][severity] = n
+        return out
+
+    def verdicts(self, run_id: str) -> list[FrameworkVerdict]:
+        return verdictsql.read(self.db, run_id)
+
+    def evidence_files(self, run_id: str) -> list[EvidenceFile]:
+        return [EvidenceFile(r[0], r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT path, size, sha256, withheld FROM evidence_files WHERE run_id = ? ORDER BY path", (run_id,))]
+
+    def evidence_dir(self, run_id: str) -> Path:
+        final = self.runs_dir / run_id
+        staged = self.runs_dir / f"{STAGING_PREFIX}{run_id}"
+        # Between commit and rename (or after a kill there) the committed evidence is still staged.
+        return staged if not final.exists() and staged.exists() else final
+
+    def verify_evidence(self, run_id: str) -> list[str]:
+        """Problems with a run's evidence on disk against the hashes recorded at commit (empty: intact)."""
+        root = self.evidence_dir(run_id)
+        problems = []
+        listed = self.evidence_files(run_id)
+        for e in listed:
+            path = root / e.path
+            if not path.is_file():
+                problems.append(f"{e.path}: missing from {root}")
+            elif sha256_file(path) != e.sha256:
+                problems.append(f"{e.path}: changed since the run committed (SHA-256 differs)")
+        names = {e.path for e in listed}
+        problems += [f"{e.path}: not part of the run as committed" for e in _index(root) if e.path not in names]
+        return problems
+
+    def history(self, finding_id: str) -> list[tuple[str, str]]:
+        """(run id, status) for every run that reported this finding, oldest first."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT run_id, status FROM findings WHERE id = ? ORDER BY run_id", (finding_id,))]
+
+    def rap_items(self, with_history: bool = True) -> list[RapItem]:
+        return rapsql.items_sorted(self.db, with_history=with_history)
+
+    def rap_applied_runs(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT run_id FROM rap_runs ORDER BY run_id")]
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction for the store's own modules (archive records, recovery)."""
+        cur = self.db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+            cur.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                cur.execute("ROLLBACK")
+            raise
+
+
+def _run_info(row: sqlite3.Row) -> RunInfo:
+    keys = row.keys()
+
+    def j(name: str, default: Any) -> Any:
+        return json.loads(row[name]) if name in keys and row[name] else default
+
+    assessed = row["assessed_on"] if "assessed_on" in keys else ""
+    return RunInfo(
+        id=row["id"], kind=row["kind"], started_at=datetime.fromisoformat(row["started_at"]),
+        finished_at=datetime.fromisoformat(row["finished_at"]), operator=row["operator"],
+        estate_dir=row["estate_dir"], estate_digest=row["estate_digest"], full_scope=bool(row["full_scope"]),
+        tool_versions=json.loads(row["tool_versions"]), steps=json.loads(row["steps"]),
+        job=row["job"] if "job" in keys else "",
+        assessed_on=date.fromisoformat(assessed) if assessed else None,
+        selection=j("selection", {}), checks_run=j("checks_run", []), context=j("context", {}),
+        rap_update=j("rap_update", {}))
+
+
+def _index(root: Path) -> list[EvidenceFile]:
+    out: list[EvidenceFile] = []
+    if not root.is_dir():
+        return out
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        rel = path.relative_to(root).as_posix()
+        if rel == MANIFEST:
+            continue
+        out.append(EvidenceFile(rel, path.stat().st_size, sha256_file(path), withheld_reason(rel)))
+    return out
+
+
+def _check_citations(findings: list[Finding], evidence: list[EvidenceFile]) -> None:
+    by_path = {e.path: e for e in evidence}
+    for f in findings:
+        for ref in f.evidence:
+            have = by_path.get(ref.path)
+            if have is None:
+                raise EvidenceMismatch(f"finding {f.id} ({f.check_id} on {f.asset}) cites evidence {ref.path} "
+                                       "that is not in the run")
+            if ref.sha256 and ref.sha256 != have.sha256:
+                raise EvidenceMismatch(f"finding {f.id} ({f.check_id} on {f.asset}) cites evidence {ref.path} "
+                                       "whose content changed after the finding was made")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def operator_name() -> str:
+    try:
+        return os.environ.get("ESTATE_OPERATOR") or getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())
+
+
+
+
+
+
+__all__ = ["Commit", "EvidenceFile", "EvidenceMismatch", "RunInfo", "RunWriter", "Store", "StoreError",
+           "default_home", "now", "operator_name", "sha256_file"]

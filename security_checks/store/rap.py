@@ -1,0 +1,62 @@
+"""The Remediation Action Plan's SQL: reading items and history, and writing one run's transition.
+
+The transition itself (which items open, close, reopen...) is decided without SQL in
+security_checks/compliance/rap.py; Store.commit calls it inside the run's transaction, with the
+plan as it stands there, and writes what it returns with `apply`, in that same transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..remediation import STATUSES, RapItem, RapUpdate
+
+_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
+def items(cur: sqlite3.Cursor | sqlite3.Connection, *, with_history: bool) -> dict[str, RapItem]:
+    out = {r["finding_id"]: RapItem.from_row(r) for r in cur.execute("SELECT * FROM rap_items")}
+    if with_history:
+        for r in cur.execute("SELECT finding_id, seq, run_id, at, from_status, to_status, reason"
+                             " FROM rap_history ORDER BY finding_id, seq"):
+            item = out.get(r["finding_id"])
+            if item is not None:
+                item.history.append({k: r[k] for k in ("seq", "run_id", "at", "from_status", "to_status", "reason")})
+    return out
+
+
+def items_sorted(db: sqlite3.Connection, *, with_history: bool = True) -> list[RapItem]:
+    order = {s: i for i, s in enumerate(STATUSES)}
+    return sorted(items(db, with_history=with_history).values(),
+                  key=lambda i: (order.get(i.status, 9), -_SEVERITY_RANK.get(i.severity, 0), i.target_date,
+                                 i.finding_id))
+
+
+def apply(cur: sqlite3.Cursor, run_id: str, update: RapUpdate, *, full_scope: bool) -> None:
+    for ch in update.changes:
+        row = ch.item.row()
+        cols = list(row)
+        if ch.created:
+            cur.execute(f"INSERT INTO rap_items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
+                        [row[c] for c in cols])
+        else:
+            rest = [c for c in cols if c != "finding_id"]
+            cur.execute(f"UPDATE rap_items SET {', '.join(c + ' = ?' for c in rest)} WHERE finding_id = ?",  # noqa: S608
+                        [*(row[c] for c in rest), ch.item.finding_id])
+        if ch.recorded:
+            seq = cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM rap_history WHERE finding_id = ?",
+                              (ch.item.finding_id,)).fetchone()[0]
+            cur.execute("INSERT INTO rap_history (finding_id, seq, run_id, at, from_status, to_status, reason, before)"
+                        " VALUES (?,?,?,?,?,?,?,NULL)",
+                        (ch.item.finding_id, seq, run_id, ch.item.updated_at, ch.from_status, ch.item.status,
+                         ch.reason))
+    cur.execute("INSERT INTO rap_runs (run_id, applied_at, full_scope) VALUES (?,?,?)",
+                (run_id, _stamp(update), int(full_scope)))
+
+
+def _stamp(update: RapUpdate) -> Any:
+    from datetime import UTC, datetime
+
+    return next((c.item.updated_at for c in update.changes if c.item.updated_at),
+                datetime.now(UTC).replace(microsecond=0).isoformat())
