@@ -1,4 +1,4 @@
-"""`estate evidence`: seal a run into a signed bundle, verify bundles, push them to the archive."""
+"""`estate evidence`: seal a run into a signed bundle, verify bundles, push them to the archive, audit it."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from .common import (
     Format,
     FormatOpt,
     HomeOpt,
+    WaitOpt,
     emit_json,
     err,
     load_or_exit,
     open_store,
     run_or_exit,
     usage_error,
+    writing,
 )
 
 app = typer.Typer(
@@ -39,13 +41,16 @@ def seal(
     tsa_url: str | None = typer.Option(None, "--tsa-url", help="RFC 3161 timestamp authority to stamp SHA256SUMS."),
     tsa_ca: Path | None = typer.Option(None, "--tsa-ca", help="The TSA's CA certificate (PEM), put in the bundle "
                                        "so `openssl ts -verify` can check the stamp."),
+    wait: WaitOpt = 0.0,
     format: FormatOpt = Format.TEXT,
 ) -> None:
     """Seal a run: its evidence and reports, checksummed, signed and chained to the previous bundle.
 
     The signing key is created on first use in ESTATE_HOME/keys/ (mode 0600) and never leaves it; the
     bundle carries only the public key. A bundle is built in a temporary directory and renamed into
-    place, so an interrupted seal leaves nothing behind. Bundles are never rewritten.
+    place, so an interrupted seal leaves nothing behind. Bundles are never rewritten, and are private
+    (files 0600, directories 0700). One seal at a time per home (so the chain never forks): another
+    waits up to --wait seconds, else exits 75.
     """
     from ..evidence.bundle import SealError
     from ..evidence.bundle import seal as do_seal
@@ -54,14 +59,15 @@ def seal(
 
     if tsa_ca is not None and not tsa_ca.is_file():
         usage_error(f"--tsa-ca {tsa_ca}: no such file")
-    store = open_store(home)
-    info = run_or_exit(store, run, home)
-    loaded = load_or_exit(estate)
-    dest = out or home / "bundles"
-    try:
-        bundle = do_seal(store, info.id, dest, loaded, keys_dir=home / "keys", tsa_url=tsa_url, tsa_ca=tsa_ca)
-    except (SealError, SigningKeyError, TimestampError) as exc:
-        usage_error(str(exc))
+    with writing(home, "estate evidence seal", wait):
+        store = open_store(home)
+        info = run_or_exit(store, run, home)
+        loaded = load_or_exit(estate)
+        dest = out or home / "bundles"
+        try:
+            bundle = do_seal(store, info.id, dest, loaded, keys_dir=home / "keys", tsa_url=tsa_url, tsa_ca=tsa_ca)
+        except (SealError, SigningKeyError, TimestampError) as exc:
+            usage_error(str(exc))
     from ..evidence.bundle import verify
 
     check = verify(bundle, follow_chain=False)
@@ -84,13 +90,19 @@ def verify(
     fingerprint: str | None = typer.Option(None, "--fingerprint", help="SHA-256 fingerprint of the key bundles "
                                            "must be signed with (default: any key, reported)."),
     chain: bool = typer.Option(True, "--chain/--no-chain", help="Also check the chain through earlier bundles "
-                               "found beside each one."),
+                               "found beside each one, and every bundle in the same directory for forks and gaps."),
+    allow_partial_chain: bool = typer.Option(False, "--allow-partial-chain", help="You were given only some of "
+                                             "the bundles: a previous bundle that is not beside one, or a gap in "
+                                             "the sequence numbers, is a note instead of a problem."),
     format: FormatOpt = Format.TEXT,
 ) -> None:
     """Check bundles: every checksum, the signature, bundle.json, the timestamp and the chain.
 
-    Any changed, missing or added file fails, naming the file. Exit 0 when every bundle verifies,
-    1 when any does not, 2 when a path is not a directory.
+    Any changed, missing or added file fails, naming the file. The chain is checked back from each
+    bundle, and across every bundle in its directory: a bundle that names a previous bundle which
+    is not there, a gap in the sequence numbers, or a fork (two bundles naming the same previous
+    bundle) fails. Exit 0 when every bundle verifies, 1 when any does not, 2 when a path is not a
+    directory.
     """
     from ..evidence.bundle import latest_bundle
     from ..evidence.bundle import verify as do_verify
@@ -104,19 +116,27 @@ def verify(
     for b in bundles:
         if not b.is_dir():
             usage_error(f"{b}: not a directory")
-        results.append(do_verify(b, fingerprint, follow_chain=chain))
+        results.append(do_verify(b, fingerprint, follow_chain=chain, allow_partial_chain=allow_partial_chain))
     if format is Format.JSON:
-        emit_json([{"bundle": str(r.bundle), "run": r.run_id, "ok": r.ok, "files": r.files,
-                    "problems": r.problems, "notes": r.notes, "chain": r.chain} for r in results])
+        emit_json([{"bundle": str(r.bundle), "run": r.run_id, "seq": r.seq, "ok": r.ok, "files": r.files,
+                    "problems": r.problems, "notes": r.notes, "chain": r.chain,
+                    "directory": {"bundles": r.bundles_beside, "forks": r.forks, "gaps": r.gaps,
+                                  "missing_previous": r.missing_previous} if chain else None}
+                   for r in results])
     else:
         for r in results:
             if r.ok:
                 err.print(f"[green]OK[/] {r.bundle}: {r.files} files, signature valid, "
-                          f"chain checked through {len(r.chain)} bundle(s)")
+                          f"chain checked through {len(r.chain)} bundle(s)"
+                          + (f"; {r.bundles_beside} bundle(s) in its directory" if chain else "")
+                          + (": no fork, no gap" if chain and not (r.forks or r.gaps or r.missing_previous) else ""))
             else:
                 err.print(f"[bold red]FAILED[/] {r.bundle}:")
                 for p in r.problems:
                     err.print(f"  {p}", soft_wrap=True, markup=False)
+            if r.forks or r.gaps or r.missing_previous:
+                err.print(f"  chain across {r.bundle.parent}: {len(r.forks)} fork(s), {len(r.gaps)} gap(s), "
+                          f"{len(r.missing_previous)} missing previous bundle(s)", soft_wrap=True, markup=False)
             for n in r.notes:
                 err.print(f"  note: {n}", soft_wrap=True, markup=False)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
@@ -137,15 +157,19 @@ def push(
     retain_days: int = typer.Option(2555, "--retain-days", min=1, help="COMPLIANCE retention per object, in days "
                                     "(seven years by default)."),
     home: HomeOpt = DEFAULT_HOME,
+    wait: WaitOpt = 0.0,
     format: FormatOpt = Format.TEXT,
 ) -> None:
     """Archive sealed bundles: S3 with Object Lock (COMPLIANCE, per-object retain-until), or a directory.
 
-    Each bundle is verified before it is sent. Objects are locked as they are written and the lock
-    is confirmed with HeadObject. When S3 cannot be reached the bundles wait in ESTATE_HOME/spool/ and
-    the next push sends them; a bundle already archived is never sent again. Credentials come from
-    the usual AWS environment variables or profile and are never printed. Exit 1 if anything is left
-    spooled, refused or in conflict.
+    Each bundle is verified before it is sent. Objects are locked as they are written, and each
+    lock is read back (GetObjectRetention and HeadObject): the date recorded is the one the server
+    reports. An object already in the bucket is accepted only if its content is the same and it is
+    COMPLIANCE-locked; a shorter lock is lengthened, never shortened; GOVERNANCE or no lock is a
+    conflict. When S3 cannot be reached the bundles wait in ESTATE_HOME/spool/ and the next push
+    sends them; a bundle already archived is never sent again. Credentials come from the usual AWS
+    environment variables or profile and are never printed. Exit 1 if anything is left spooled,
+    refused or in conflict; 75 if another command is writing to the home and --wait ran out.
     """
     from ..evidence.archive import Archive, DirectoryArchive, S3Archive
     from ..evidence.archive import push as do_push
@@ -154,17 +178,18 @@ def push(
         usage_error("--bucket and --to: choose one archive")
     if endpoint and not bucket:
         usage_error("--endpoint needs --bucket")
-    store = open_store(home)
-    archive: Archive = (S3Archive(bucket, endpoint=endpoint, prefix=prefix, retain_days=retain_days, region=region)
-                        if bucket else DirectoryArchive(to or home / "archive"))
-    if not bundles:
-        root = home / "bundles"
-        found = root.iterdir() if root.is_dir() else iter(())
-        bundles = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
-    for b in bundles:
+    for b in bundles or []:
         if not b.is_dir():
             usage_error(f"{b}: not a directory")
-    outcomes = do_push(store, archive, bundles)
+    with writing(home, "estate evidence push", wait):
+        store = open_store(home)
+        archive: Archive = (S3Archive(bucket, endpoint=endpoint, prefix=prefix, retain_days=retain_days,
+                                      region=region) if bucket else DirectoryArchive(to or home / "archive", home))
+        if not bundles:
+            root = home / "bundles"
+            found = root.iterdir() if root.is_dir() else iter(())
+            bundles = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
+        outcomes = do_push(store, archive, bundles)
     if format is Format.JSON:
         emit_json({"destination": archive.destination, "bundles": [o.__dict__ for o in outcomes]})
     else:
@@ -175,3 +200,61 @@ def push(
             err.print("nothing to push")
         err.print(f"archive: {archive.destination}")
     raise typer.Exit(1 if any(o.state in ("spooled", "refused", "conflict") for o in outcomes) else 0)
+
+
+@app.command("audit-archive", epilog=(
+    "Examples:\n\n  estate evidence audit-archive                  (ESTATE_HOME/archive)\n\n"
+    "  estate evidence audit-archive --to /mnt/evidence-share\n\n"
+    "  estate evidence audit-archive --bucket hdc-evidence --endpoint https://s3.example.org --format json"))
+def audit_archive(
+    to: Path | None = typer.Option(None, "--to", help="Directory archive (default ESTATE_HOME/archive)."),
+    bucket: str | None = typer.Option(None, "--bucket", help="S3 bucket the bundles were pushed to."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="S3 endpoint URL (default: AWS)."),
+    prefix: str = typer.Option("", "--prefix", help="Key prefix inside the bucket, as given to push."),
+    region: str | None = typer.Option(None, "--region", help="S3 region."),
+    home: HomeOpt = DEFAULT_HOME,
+    format: FormatOpt = Format.TEXT,
+) -> None:
+    """Read every archived object again: is it there, still locked as recorded, and unchanged?
+
+    For S3: each recorded object version's lock (mode and retain-until, from GetObjectRetention and
+    HeadObject) and its content (read and hashed); a lock shorter than recorded, no lock, a missing
+    object, changed content, or another version or a delete marker over it is a problem. For a
+    directory archive: each file's SHA-256 and that it is still read-only. Records when each object
+    was checked. Exit 0 when all is well, 1 on any problem (or the archive cannot be reached), 2 on
+    bad usage or when nothing was ever pushed to that archive from this home.
+    """
+    from ..evidence.archive import Archive, ArchiveUnreachable, DirectoryArchive, S3Archive, audit_archive
+
+    if bucket and to:
+        usage_error("--bucket and --to: choose one archive")
+    if endpoint and not bucket:
+        usage_error("--endpoint needs --bucket")
+    store = open_store(home)
+    archive: Archive = (S3Archive(bucket, endpoint=endpoint, prefix=prefix, region=region) if bucket
+                        else DirectoryArchive(to or home / "archive", home))
+    from ..store.pushes import push_count
+
+    if not push_count(store, archive.destination):
+        usage_error(f"nothing was pushed to {archive.destination} from {home}: check --bucket, --endpoint and "
+                    "--prefix (or --to) are those given to `estate evidence push`")
+    try:
+        report = audit_archive(store, archive)
+    except ArchiveUnreachable as exc:
+        if format is Format.JSON:
+            emit_json({"destination": archive.destination, "ok": False, "unreachable": str(exc)})
+        err.print(f"[bold red]unreachable:[/] {archive.destination}: {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    if format is Format.JSON:
+        emit_json({"destination": report.destination, "ok": report.ok, "checked": report.checked,
+                   "problems": [p.__dict__ for p in report.problems], "unaudited_bundles": report.unaudited})
+    else:
+        for p in report.problems:
+            err.print(f"  [red]PROBLEM[/] {p.key}: {p.problem}", soft_wrap=True)
+        for b in report.unaudited:
+            err.print(f"  [red]UNCHECKED[/] {b}: recorded as pushed before objects were recorded one by one; "
+                      "run `estate evidence push` to read it back", soft_wrap=True)
+        verdict = "[green]OK[/]" if report.ok else "[bold red]PROBLEMS[/]"
+        err.print(f"{verdict} {report.destination}: {report.checked} object(s) checked, "
+                  f"{len({(p.key) for p in report.problems})} with problems", soft_wrap=True)
+    raise typer.Exit(0 if report.ok else 1)

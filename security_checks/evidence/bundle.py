@@ -9,10 +9,17 @@
     <bundle>/SHA256SUMS.sig          Ed25519 signature over SHA256SUMS (raw 64 bytes)
     <bundle>/SHA256SUMS.tsr          optional RFC 3161 timestamp over SHA256SUMS (+ tsa-ca.pem)
 
-bundle.json records the SHA-256 of the previous bundle's SHA256SUMS, so the bundles form a chain: a
-bundle removed or rewritten after a later one was sealed breaks the link. A seal builds everything
-in a temporary directory beside the destination and renames it into place, so a killed seal leaves
-nothing that looks like a bundle.
+bundle.json records the SHA-256 of the previous bundle's SHA256SUMS and a sequence number (the
+previous one's plus one; the first bundle is 1), so the bundles form a chain: a bundle removed or
+rewritten after a later one was sealed breaks a link, leaves a gap in the numbers, or leaves a
+later bundle naming a previous one that is not there. Two bundles naming the same previous one are
+a fork: the callers hold the home's writer lock while sealing so that cannot happen, and verify
+reports one if it ever does.
+
+A seal builds everything in a private temporary directory beside the destination and renames it
+into place, so a killed seal leaves nothing that looks like a bundle. Bundles hold findings about
+the council's weaknesses: every file is 0600 and every directory 0700 whatever the umask. The copy
+for auditors is the archive (security_checks/evidence/archive.py).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,17 +39,20 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..fsutil import PRIVATE_DIR, PRIVATE_FILE, fsync_dir, fsync_tree, private_dir, write_new
 from ..model.loader import LoadedEstate
 from ..procs import pid_alive
-from ..report.context import sha256_file
-from ..store import Store, _operator, fsync_tree
+from ..store import Store, operator_name, sha256_file
+from ..store.scrub import withheld_reason
+from ..testhooks import pause_at
 from . import keys
-from .scrub import withheld_reason
 
-FORMAT = "estate-evidence-bundle/1"
+FORMAT = "estate-evidence-bundle/2"
+LEGACY_FORMATS = {"estate-evidence-bundle/1"}  # sealed before sequence numbers: still verified
 SUMS, SIG, TSR, PUB, META, VERIFY, TSA_CA = ("SHA256SUMS", "SHA256SUMS.sig", "SHA256SUMS.tsr", "signing-key.pub.pem",
                                              "bundle.json", "VERIFY.txt", "tsa-ca.pem")
 UNLISTED = {SUMS, SIG, TSR}  # files that cover SHA256SUMS rather than being covered by it
+PARTIAL_HINT = "pass --allow-partial-chain if you were given only part of the chain"
 
 
 class SealError(Exception):
@@ -55,7 +66,13 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     files: int = 0
     run_id: str = ""
+    seq: int | None = None
     chain: list[str] = field(default_factory=list)      # run ids checked, newest first
+    # Across the bundles directory (see scan_chain): for tools, beside the sentences in problems.
+    forks: list[dict[str, Any]] = field(default_factory=list)
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    missing_previous: list[dict[str, str]] = field(default_factory=list)
+    bundles_beside: int = 0
 
     @property
     def ok(self) -> bool:
@@ -72,6 +89,7 @@ def bundles_home(home: Path) -> Path:
 def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate | None, *,
          keys_dir: Path, tsa_url: str | None = None, tsa_ca: Path | None = None,
          today: date | None = None) -> Path:
+    """Seal a run into dest_root/<run id>. The caller holds the home's writer lock (one seal at a time)."""
     from ..report import build, render_into
 
     run = store.get_run(run_id)
@@ -79,22 +97,24 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
         raise SealError(f"no run {run_id!r} in {store.home}" if run_id else f"no runs in {store.home} yet: "
                         "run `estate assess` first")
     key = keys.load_or_create(keys_dir)
-    dest_root.mkdir(parents=True, exist_ok=True)
+    _bundles_dir(dest_root, store.home)
     final = dest_root / run.id
     if final.exists():
         raise SealError(f"{final}: run {run.id} is already sealed (bundles are never rewritten)")
     _remove_abandoned(dest_root)
     tmp = dest_root / f".seal-{run.id}-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    os.mkdir(tmp, PRIVATE_DIR)
+    os.chmod(tmp, PRIVATE_DIR)
     try:
-        data = build(store, run.id, loaded, today)
+        data = build(store, run.id)
         render_into(data, store.evidence_dir(run.id), tmp)
+        pause_at("seal:rendered")
         withheld = _scrub(tmp) + [{"path": "evidence/" + e.path, "reason": e.withheld}
                                   for e in data.evidence if e.withheld]
         previous = _previous(dest_root, exclude=run.id)
         if tsa_ca:
-            shutil.copyfile(tsa_ca, tmp / TSA_CA)
-        (tmp / PUB).write_bytes(keys.public_pem(key))
+            write_new(tmp / TSA_CA, tsa_ca.read_bytes())
+        write_new(tmp / PUB, keys.public_pem(key))
         meta: dict[str, Any] = {
             "format": FORMAT,
             "run": {"id": run.id, "kind": run.kind, "operator": run.operator,
@@ -103,29 +123,58 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
                     "steps": run.steps},
             "tool_versions": run.tool_versions,
             "sealed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "sealed_by": _operator(),
+            "sealed_by": operator_name(),
             "signing_key": {"algorithm": "Ed25519", "public_key_file": PUB,
                             "sha256_fingerprint": keys.fingerprint(key)},
-            "previous": previous,
+            "seq": previous.seq + 1 if previous else 1,
+            "previous": {"bundle": previous.name, "sha256_of_SHA256SUMS": sha256_file(previous.path / SUMS)}
+            if previous else None,
             "withheld": withheld,
             "timestamp": {"tsa_url": tsa_url} if tsa_url else None,
         }
-        (tmp / META).write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / VERIFY).write_text(verify_text(meta, tsa=bool(tsa_url), tsa_ca=bool(tsa_ca)))
+        write_new(tmp / META, json.dumps(meta, indent=2) + "\n")
+        write_new(tmp / VERIFY, verify_text(meta, tsa=bool(tsa_url), tsa_ca=bool(tsa_ca)))
         sums = sums_text(tmp)
-        (tmp / SUMS).write_text(sums)
-        (tmp / SIG).write_bytes(key.sign(sums.encode()))
+        write_new(tmp / SUMS, sums)
+        write_new(tmp / SIG, key.sign(sums.encode()))
         if tsa_url:
             from .tsa import timestamp
 
             timestamp(tmp / SUMS, tsa_url, tmp / TSR, ca=tmp / TSA_CA if tsa_ca else None)
+        make_private(tmp)  # the report renderer and openssl create files with the umask's modes
         fsync_tree(tmp)
-        os.chmod(tmp, 0o755)  # noqa: S103 (mkdtemp-style 0700 would hide it from auditors)
+        pause_at("seal:signed")
         os.rename(tmp, final)
+        fsync_dir(dest_root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _bundles_dir(dest_root: Path, home: Path) -> None:
+    """Under the home, the bundles directory and every bundle in it are private, old ones included."""
+    if not dest_root.resolve().is_relative_to(home.resolve()):
+        dest_root.mkdir(parents=True, exist_ok=True)  # somewhere the operator chose: its modes are theirs
+        return
+    private_dir(dest_root)
+    for entry in dest_root.iterdir():
+        if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+            make_private(entry)
+
+
+def make_private(root: Path) -> None:
+    """Every file 0600 and every directory 0700 under root (symlinks are left alone, never followed)."""
+    for dirpath, dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, PRIVATE_FILE)
+        for name in dirs:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, PRIVATE_DIR)
+    os.chmod(root, PRIVATE_DIR)
 
 
 def _remove_abandoned(dest_root: Path) -> None:
@@ -151,29 +200,142 @@ def _scrub(root: Path) -> list[dict[str, str]]:
     return removed
 
 
+# -- the chain --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainEntry:
+    """What a bundle's bundle.json says about its place in the chain (read, not verified)."""
+
+    name: str
+    path: Path
+    seq: int | None          # None: a legacy bundle sealed before sequence numbers
+    previous: str | None
+    sealed_at: str
+
+
+def chain_entries(root: Path) -> tuple[list[ChainEntry], list[str]]:
+    """The bundles in a directory, and the names of directories whose bundle.json cannot be read."""
+    entries, unreadable = [], []
+    if not root.is_dir():
+        return [], []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith(".") or not entry.is_dir() or not (entry / META).is_file():
+            continue
+        try:
+            meta = json.loads((entry / META).read_text())
+            prev = meta.get("previous")
+            seq = meta.get("seq")
+            entries.append(ChainEntry(name=entry.name, path=entry,
+                                      seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+                                      previous=prev["bundle"] if prev else None, sealed_at=str(meta["sealed_at"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            unreadable.append(entry.name)
+    return entries, unreadable
+
+
+@dataclass(frozen=True)
+class _Latest:
+    name: str
+    path: Path
+    seq: int
+
+
+def _previous(dest_root: Path, exclude: str) -> _Latest | None:
+    """The bundle the next seal links to: the highest sequence number (then the latest sealed)."""
+    entries = [e for e in chain_entries(dest_root)[0] if e.name != exclude]
+    if not entries:
+        return None
+    numbered = _numbered(entries)
+    best = max(entries, key=lambda e: (numbered[e.name], e.sealed_at, e.name))
+    return _Latest(best.name, best.path, numbered[best.name])
+
+
+def _numbered(entries: list[ChainEntry]) -> dict[str, int]:
+    """Sequence numbers, counting legacy bundles (none recorded) along their previous links."""
+    by_name = {e.name: e for e in entries}
+    out: dict[str, int] = {}
+
+    def number(e: ChainEntry, depth: int = 0) -> int:
+        if e.name not in out:
+            if e.seq is not None:
+                out[e.name] = e.seq
+            elif e.previous in by_name and depth < len(entries):
+                out[e.name] = number(by_name[e.previous], depth + 1) + 1
+            else:
+                out[e.name] = 1
+        return out[e.name]
+
+    for e in entries:
+        number(e)
+    return out
+
+
 def latest_bundle(dest_root: Path) -> Path | None:
     """The most recently sealed bundle in a bundles directory."""
     found = _previous(dest_root, exclude="")
-    return dest_root / found["bundle"] if found else None
+    return found.path if found else None
 
 
-def _previous(dest_root: Path, exclude: str) -> dict[str, str] | None:
-    """The most recently sealed bundle beside this one: the next link of the chain."""
-    if not dest_root.is_dir():
-        return None
-    best: tuple[str, str, Path] | None = None
-    for entry in dest_root.iterdir():
-        if entry.name.startswith(".") or entry.name == exclude or not (entry / META).is_file():
+def scan_chain(root: Path, allow_partial: bool = False) -> VerifyResult:
+    """Forks, gaps and missing links across every bundle in a directory (from bundle.json alone).
+
+    Only this can show a fork (two bundles naming the same previous bundle, or two first bundles)
+    or a gap in the sequence numbers: following one bundle's links back never visits the other
+    branch. With allow_partial (an auditor given some bundles, not all), a missing previous bundle
+    and gaps are notes, not problems; forks are always problems.
+    """
+    res = VerifyResult(root)
+    entries, unreadable = chain_entries(root)
+    res.bundles_beside = len(entries)
+    for name in unreadable:
+        res.problems.append(f"{name}/{META}: unreadable, so its place in the chain is unknown")
+    names = {e.name: e for e in entries}
+    by_previous: dict[str | None, list[str]] = {}
+    for e in entries:
+        by_previous.setdefault(e.previous, []).append(e.name)
+    for prev, children in sorted(by_previous.items(), key=lambda kv: kv[0] or ""):
+        if len(children) < 2:
             continue
-        try:
-            sealed_at = json.loads((entry / META).read_text())["sealed_at"]
-        except (OSError, ValueError, KeyError):
+        res.forks.append({"previous": prev, "bundles": children})
+        what = f"name the same previous bundle {prev}" if prev else "claim to be the first bundle (no previous)"
+        res.problems.append(f"chain fork: {', '.join(children)} all {what}; two seals ran at once, or one was "
+                            "sealed from another copy of the bundles")
+    for e in entries:
+        if e.previous is not None and e.previous not in names:
+            res.missing_previous.append({"bundle": e.name, "previous": e.previous})
+            if allow_partial:
+                res.notes.append(f"{e.name}/{META}: previous bundle {e.previous} is not in {root}, so that link "
+                                 "is not checked (--allow-partial-chain)")
+            else:
+                res.problems.append(f"{e.name}/{META}: names previous bundle {e.previous}, which is not in "
+                                    f"{root}: a bundle is missing from the chain ({PARTIAL_HINT})")
             continue
-        if best is None or (sealed_at, entry.name) > best[:2]:
-            best = (sealed_at, entry.name, entry)
-    if best is None:
-        return None
-    return {"bundle": best[1], "sha256_of_SHA256SUMS": sha256_file(best[2] / SUMS)}
+        before = names[e.previous].seq if e.previous is not None else None
+        if e.seq is not None and before is not None and e.seq != before + 1:
+            res.problems.append(f"{e.name}/{META}: sequence number {e.seq} does not follow {e.previous}'s "
+                                f"{before}")
+    seqs: dict[int, list[str]] = {}
+    for e in entries:
+        if e.seq is not None:
+            seqs.setdefault(e.seq, []).append(e.name)
+    forked = {n for f in res.forks for n in f["bundles"]}
+    for n, holders in sorted(seqs.items()):
+        if len(holders) > 1 and not set(holders) <= forked:
+            res.problems.append(f"chain: {', '.join(holders)} all have sequence number {n}")
+    ordered = sorted(seqs)
+    for lo, hi in pairwise(ordered):
+        if hi - lo > 1:
+            missing = list(range(lo + 1, hi))
+            res.gaps.append({"after": lo, "before": hi, "missing": missing})
+            span = str(missing[0]) if len(missing) == 1 else f"{missing[0]} to {missing[-1]}"
+            where = f"between {', '.join(seqs[lo])} ({lo}) and {', '.join(seqs[hi])} ({hi})"
+            if allow_partial:
+                res.notes.append(f"chain gap: no bundle with sequence number {span} {where} (--allow-partial-chain)")
+            else:
+                res.problems.append(f"chain gap: no bundle with sequence number {span} {where}: a bundle is missing "
+                                    f"from the chain ({PARTIAL_HINT})")
+    return res
 
 
 def sums_text(root: Path) -> str:
@@ -216,12 +378,27 @@ Run these in this directory with standard tools (GNU coreutils, OpenSSL 3). Each
 
   $ openssl ts -verify -in {TSR} -data SHA256SUMS {ca}
 """
-    text += f"""
-Chain: bundle.json names the previous bundle ({prev['bundle'] if prev else 'none: this is the first'}){
-    ' and the SHA-256 of its SHA256SUMS, ' + prev['sha256_of_SHA256SUMS'] if prev else ''}.
-With that bundle beside this one:  sha256sum ../{prev['bundle'] if prev else '<previous>'}/SHA256SUMS
+    if prev:
+        link = f"""This is bundle number {meta['seq']} of the chain. bundle.json names the previous bundle,
+{prev['bundle']}, and the SHA-256 of its SHA256SUMS:
+{prev['sha256_of_SHA256SUMS']}
+With that bundle beside this one, this prints the same SHA-256 (then check that bundle the same way):
 
-Or, with the estate tool:  estate evidence verify .
+    sha256sum ../{prev['bundle']}/SHA256SUMS
+"""
+    else:
+        link = f"This is bundle number {meta['seq']}, the first of the chain: it names no previous bundle.\n"
+    text += f"""
+Chain
+-----
+{link}
+Standard tools check the chain one link at a time, back from the bundle you start at. They cannot
+show that no bundle is missing after it, or that two bundles name the same previous bundle (a
+fork, which hides a branch from a walk back). With all the bundles in one directory, this checks
+every link, that the sequence numbers run without a gap, and that there is no fork:
+
+    estate evidence verify .
+
 Files withheld because they could hold secrets are listed in bundle.json ("withheld").
 """
     return text
@@ -230,40 +407,56 @@ Files withheld because they could hold secrets are listed in bundle.json ("withh
 # -- verifying --------------------------------------------------------------------------------------
 
 
-def verify(bundle: Path, trusted_fingerprint: str | None = None, follow_chain: bool = True) -> VerifyResult:
+def verify(bundle: Path, trusted_fingerprint: str | None = None, follow_chain: bool = True,
+           allow_partial_chain: bool = False) -> VerifyResult:
+    """Check one bundle; with follow_chain, also every earlier bundle it links to and the whole
+    directory it sits in (forks, gaps, missing bundles)."""
     result = _verify_one(bundle, trusted_fingerprint)
     result.chain.append(result.run_id or bundle.name)
-    if not follow_chain or not result.ok:
+    if not follow_chain:
         return result
-    current, seen = bundle, {bundle.resolve()}
+    here = bundle.resolve()  # `verify .` from inside a bundle must still see the bundles beside it
+    if result.ok:
+        _follow(here, result, trusted_fingerprint)
+    scan = scan_chain(here.parent, allow_partial=allow_partial_chain)
+    result.forks, result.gaps, result.missing_previous = scan.forks, scan.gaps, scan.missing_previous
+    result.bundles_beside = scan.bundles_beside
+    result.problems += [p for p in scan.problems if p not in result.problems]
+    result.notes += [n for n in scan.notes if n not in result.notes]
+    return result
+
+
+def _follow(bundle: Path, result: VerifyResult, trusted_fingerprint: str | None) -> None:
+    """Walk the previous links back, checking each link's SHA-256, sequence number and bundle."""
+    current, seq, seen = bundle, result.seq, {bundle.resolve()}
     while True:
         try:
             prev = json.loads((current / META).read_text()).get("previous")
         except (OSError, ValueError):
-            break
+            return
         if not prev:
             result.notes.append("chain: reaches the first bundle")
-            break
+            return
         prev_dir = current.parent / prev["bundle"]
         if not (prev_dir / SUMS).is_file():
-            result.notes.append(f"chain: previous bundle {prev['bundle']} is not beside {current.name}, "
-                                "so the link to it is not checked")
-            break
+            return  # scan_chain reports the missing bundle, as a problem or (partial chain) a note
         if sha256_file(prev_dir / SUMS) != prev.get("sha256_of_SHA256SUMS"):
             result.problems.append(f"{current.name}/{META}: chain broken: {prev['bundle']}/SHA256SUMS does not "
                                    "match the SHA-256 recorded when this bundle was sealed")
-            break
+            return
         if prev_dir.resolve() in seen:
             result.problems.append(f"{current.name}/{META}: chain loops back to {prev['bundle']}")
-            break
+            return
         seen.add(prev_dir.resolve())
         earlier = _verify_one(prev_dir, trusted_fingerprint)
         result.chain.append(earlier.run_id or prev_dir.name)
         if not earlier.ok:
             result.problems += [f"{prev_dir.name}/{p}" for p in earlier.problems]
-            break
-        current = prev_dir
-    return result
+            return
+        if seq is not None and earlier.seq is not None and earlier.seq != seq - 1:
+            result.problems.append(f"{current.name}/{META}: sequence number {seq} does not follow "
+                                   f"{prev_dir.name}'s {earlier.seq}")
+        current, seq = prev_dir, earlier.seq
 
 
 def _verify_one(bundle: Path, trusted_fingerprint: str | None) -> VerifyResult:
@@ -306,8 +499,21 @@ def _verify_one(bundle: Path, trusted_fingerprint: str | None) -> VerifyResult:
     try:
         meta = json.loads((bundle / META).read_text())
         res.run_id = meta["run"]["id"]
-        if meta.get("format") != FORMAT:
+        if meta.get("format") in LEGACY_FORMATS:
+            res.notes.append(f"{META}: format {meta['format']} (sealed before sequence numbers): its place in "
+                             "the chain rests on its previous link alone")
+        elif meta.get("format") != FORMAT:
             res.problems.append(f"{META}: unknown format {meta.get('format')!r}")
+        else:
+            seq = meta.get("seq")
+            if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+                res.problems.append(f"{META}: no valid sequence number (seq {seq!r})")
+            elif (seq == 1) != (meta.get("previous") is None):
+                res.problems.append(f"{META}: sequence number {seq} "
+                                    + ("but it names no previous bundle" if seq > 1 else
+                                       "(the first) but it names a previous bundle"))
+            else:
+                res.seq = seq
         if pub is not None and meta["signing_key"]["sha256_fingerprint"] != keys.fingerprint(pub):
             res.problems.append(f"{META}: records a different key fingerprint from {PUB}")
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -15,6 +15,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..fsutil import private_dir
+
 KEY_NAME = "signing-key.pem"
 
 
@@ -23,8 +25,7 @@ class SigningKeyError(Exception):
 
 
 def load_or_create(keys_dir: Path) -> Ed25519PrivateKey:
-    keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(keys_dir, 0o700)
+    private_dir(keys_dir)
     path = keys_dir / KEY_NAME
     if not path.exists():
         _create(path)
