@@ -17,6 +17,7 @@ steps ran, which is what may close a RAP item.
 from __future__ import annotations
 
 import contextlib
+import errno
 import shutil
 import sys
 import time
@@ -45,6 +46,9 @@ from .verdicts import FrameworkVerdict
 from .waivers import apply_waivers
 
 STEP_FAILED = "assess.step_failed"
+# A full, over-quota or read-only disk under the home: the run stops whole rather than commit a
+# partial picture (the step's "error" would itself be written to the disk that has no room).
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class RunAborted(Exception):
@@ -187,6 +191,8 @@ class Runner:
                 except InputRefused:
                     raise
                 except Exception as exc:  # one engine failing must not lose the others' findings
+                    if isinstance(exc, OSError) and exc.errno in DISK_ERRORS:
+                        raise   # the state directory's own disk: no part of this run can be kept
                     ref = writer.write_evidence(f"errors/{step.name}.txt", traceback.format_exc(),
                                                 f"traceback of the failed step {step.name}")
                     result = StepResult(findings=[make_finding(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -13,6 +14,7 @@ import typer
 from .. import __version__
 from ..findings import Finding
 from ..model.loader import LoadedEstate
+from ..store import StoreError
 from . import check, devices, evidence, history, infra, lab, report, scan, serve, store
 from .common import (
     DEFAULT_HOME,
@@ -217,7 +219,16 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: nothing from the unfinished run was stored")
         sys.exit(130)
+    except StoreError as exc:   # damage found while reading, after the store opened cleanly
+        err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(2)
     except Exception as exc:  # the last guard: one line, not a traceback, unless asked
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO):
+            # A full or read-only disk: what was being written is not half there (runs commit whole,
+            # reports swap whole); say which file and stop.
+            err.print(f"[bold red]error:[/] {exc.filename or 'a file'}: {exc.strerror}: nothing half-written was "
+                      "kept; free space and run again", soft_wrap=True)
+            sys.exit(74)
         if os.environ.get("ESTATE_DEBUG"):
             raise
         err.print(f"[bold red]estate: internal error:[/] {type(exc).__name__}: {exc} "

@@ -177,20 +177,31 @@ class Store:
         private_dir(self.home)
         private_dir(self.runs_dir)
         self.lock = StoreLock(self.home)
-        with self.lock.exclusive():
-            existed = self.db_path.exists() and self.db_path.stat().st_size > 0
-            self.db = dbmod.connect(self.db_path)
-            try:
-                pending = dbmod.check_schema(self.db, self.db_path)
-                if pending:
-                    dbmod.migrate(self.db, pending)
-                # `estate store recover` opens what the others refuse, to repair it.
-                self.problems = [] if recovering else self._consistency(existed)
-                self.recovered = self._recover() if writer else []
-            except BaseException:
-                self.db.close()
-                raise
+        # Readers open under the shared lock (a run in progress holds it too, so reading never waits
+        # for a run); only changing what readers see, a migration or a recovery, takes it exclusively.
         self.lock.shared()
+        existed = self.db_path.exists() and self.db_path.stat().st_size > 0
+        try:
+            self.db = dbmod.connect(self.db_path)
+        except BaseException:
+            self.lock.release()
+            raise
+        try:
+            pending = dbmod.check_schema(self.db, self.db_path)
+            if pending or writer:
+                with self.lock.exclusive():
+                    pending = dbmod.check_schema(self.db, self.db_path)   # another process may have done it
+                    if pending:
+                        dbmod.migrate(self.db, pending)
+                    # `estate store recover` opens what the others refuse, to repair it.
+                    self.problems = [] if recovering else self._consistency(existed)
+                    self.recovered = self._recover() if writer else []
+            else:
+                self.problems = [] if recovering else self._consistency(existed)
+                self.recovered = []
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -414,6 +425,10 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------
 
     def runs(self, kind: str | None = None, limit: int | None = None) -> list[RunInfo]:
+        with self._reading("the list of runs"):
+            return self._runs(kind, limit)
+
+    def _runs(self, kind: str | None, limit: int | None) -> list[RunInfo]:
         sql = "SELECT * FROM runs"
         args: list[Any] = []
         if kind:
@@ -430,6 +445,10 @@ class Store:
         if run_id is None:
             found = self.runs(kind=kind, limit=1)
             return found[0] if found else None
+        with self._reading(f"run {run_id}"):
+            return self._get_run(run_id)
+
+    def _get_run(self, run_id: str) -> RunInfo | None:
         rows = self.db.execute("SELECT * FROM runs WHERE id LIKE ? ESCAPE '\\' ORDER BY id",
                                (run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)
                                ).fetchall()
@@ -447,8 +466,20 @@ class Store:
         return _run_info(row) if row else None
 
     def findings(self, run_id: str) -> list[Finding]:
-        return [Finding.model_validate_json(r[0])
-                for r in self.db.execute("SELECT data FROM findings WHERE run_id = ? ORDER BY id", (run_id,))]
+        with self._reading(f"the findings of run {run_id}"):
+            return [Finding.model_validate_json(r[0])
+                    for r in self.db.execute("SELECT data FROM findings WHERE run_id = ? ORDER BY id", (run_id,))]
+
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """A row that no longer decodes is a damaged store, said in one line: never a wrong answer."""
+        try:
+            yield
+        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"{self.db_path}: the store is damaged: {what} cannot be read "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                             "restore it from a backup, or move it aside and run `estate store recover --adopt`"
+                             ) from None
 
     def finding_statuses(self, run_id: str) -> dict[str, tuple[str, str, str, str, str]]:
         """id -> (status, check_id, asset, severity, title) of a run, without decoding every finding."""
@@ -480,7 +511,8 @@ class Store:
         return out
 
     def verdicts(self, run_id: str) -> list[FrameworkVerdict]:
-        return verdictsql.read(self.db, run_id)
+        with self._reading(f"the verdicts of run {run_id}"):
+            return verdictsql.read(self.db, run_id)
 
     def evidence_files(self, run_id: str) -> list[EvidenceFile]:
         return [EvidenceFile(r[0], r[1], r[2], r[3]) for r in self.db.execute(
@@ -513,7 +545,8 @@ class Store:
             "SELECT run_id, status FROM findings WHERE id = ? ORDER BY run_id", (finding_id,))]
 
     def rap_items(self, with_history: bool = True) -> list[RapItem]:
-        return rapsql.items_sorted(self.db, with_history=with_history)
+        with self._reading("the Remediation Action Plan"):
+            return rapsql.items_sorted(self.db, with_history=with_history)
 
     def rap_applied_runs(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT run_id FROM rap_runs ORDER BY run_id")]

@@ -42,7 +42,8 @@ def connect(path: Path) -> sqlite3.Connection:
                          "or move it aside and run `estate store recover --adopt` to rebuild it from the run "
                          "directories") from None
     if result != ["ok"]:
-        raise StoreError(f"{path}: the store is damaged ({'; '.join(result[:3])}); restore it from a backup, or "
+        found = " ".join("; ".join(result[:3]).split())[:300]   # one line, however sqlite words it
+        raise StoreError(f"{path}: the store is damaged ({found}); restore it from a backup, or "
                          "move it aside and run `estate store recover --adopt` to rebuild it from the run "
                          "directories")
     return db
