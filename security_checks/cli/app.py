@@ -128,7 +128,8 @@ def assess(
     advisory_feed: Path | None = typer.Option(
         None, "--advisory-feed", envvar="ESTATE_ADVISORY_FEED",
         help="Advisory feed (JSON) for patch compliance, built offline from the Debian Security Tracker and "
-             "vendor bulletins. Default: the demo feed shipped in security_checks/compliance/data/."),
+             "vendor bulletins. Default: the one the estate declares (organisation.advisory_feed); with none, "
+             "installed versions are not matched and the run says so."),
     stack: str = typer.Option("demo", "--stack", help="Pulumi stack whose configuration the infra-plan step uses."),
     wait: WaitOpt = 0.0,
     report: bool = typer.Option(True, "--report/--no-report", help="Write the report site after the run."),
@@ -149,14 +150,16 @@ def assess(
     problems = validate_selection(ASSESS, sel)
     if problems:
         usage_error(f"--only/--skip/--check: {problems[0]}")
-    if advisory_feed is not None:
+    declared = loaded.estate.organisation.advisory_feed
+    feed = advisory_feed or (loaded.root / declared if declared else None)
+    if feed is not None:
         # A broken feed is bad input: refuse it before a run starts, not half-way through.
         from ..compliance.advisories import FeedError, load_feed
 
         try:
-            load_feed(advisory_feed)
+            load_feed(feed)
         except FeedError as exc:
-            usage_error(f"--advisory-feed: {exc}")
+            usage_error(f"{'--advisory-feed' if advisory_feed else 'organisation.advisory_feed'}: {exc}")
     started = time.monotonic()
     outcome = run_job(ASSESS, loaded, home, options={"advisory_feed": advisory_feed, "stack": stack},
                       selection=sel, harness=lab_harness(loaded, namespaces="build"), wait=wait,

@@ -36,7 +36,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import debver
 
-DEFAULT_FEED = Path(__file__).resolve().parent / "data" / "advisories.json"
 FORMAT = "estate-advisories/1"
 
 
@@ -103,8 +102,7 @@ def cvss_score(vector: str) -> float:
     return float(CVSS3(vector).scores()[0])
 
 
-def load_feed(path: Path | None = None) -> Feed:
-    path = path or DEFAULT_FEED
+def load_feed(path: Path) -> Feed:
     try:
         raw = json.loads(path.read_text())
     except OSError as exc:

@@ -20,7 +20,14 @@ from .patch_eval import HIGH_CVSS, WINDOW_DAYS, Fleet, MissingFix, evaluate
 DEFAULT_FEED_MAX_AGE = 30   # days; a monthly refresh at least (Patch Tuesday cadence)
 
 
-def feed_finding(feed: Feed, today: date, max_age_days: int = DEFAULT_FEED_MAX_AGE) -> Finding:
+def feed_finding(feed: Feed | None, today: date, max_age_days: int = DEFAULT_FEED_MAX_AGE) -> Finding:
+    if feed is None:
+        # Said, never assumed: another council's feed would match the wrong packages.
+        return make_finding("patch.advisory_feed_stale", "advisory-feed", Status.NOT_ASSESSED,
+                            observed="no advisory feed: the estate declares none (organisation.advisory_feed) and "
+                                     "none was given (--advisory-feed); installed versions were not matched against "
+                                     "advisories, only pending security-archive updates were judged",
+                            expected=f"the council's own advisory feed, at most {max_age_days} day(s) old")
     age = feed.age_days(today)
     status = Status.FAIL if age > max_age_days else Status.PASS
     return make_finding("patch.advisory_feed_stale", "advisory-feed", status,
@@ -34,14 +41,16 @@ def _pending(f: Finding, severity: Severity) -> Finding:
     return f
 
 
-def linux_findings(hosts: list[HostPackages], feed: Feed, today: date, estate: Estate,
+def linux_findings(hosts: list[HostPackages], feed: Feed | None, today: date, estate: Estate,
                    evidence: dict[str, list[EvidenceRef]] | None = None, eol: EolData | None = None) -> list[Finding]:
     evidence = evidence or {}
     fleet = Fleet.from_hosts((h.host, h.os, h.packages) for h in hosts)
-    missing = evaluate(fleet, feed, today)
+    groups = evaluate(fleet, feed, today).groups() if feed is not None else []
+    feed_date = feed.feed_date.isoformat() if feed is not None else None
     out: list[Finding] = []
     matched: set[tuple[str, str]] = set()
-    for host_i, pkg_i, fixes in missing.groups():
+    for host_i, pkg_i, fixes in groups:
+        assert feed is not None
         h = hosts[host_i]
         package = fleet.packages[pkg_i]
         matched.add((h.host, package))
@@ -60,7 +69,7 @@ def linux_findings(hosts: list[HostPackages], feed: Feed, today: date, estate: E
             details: dict[str, Any] = {"package": u.package, "installed": u.installed, "candidate": u.candidate,
                                        "archives": u.archives, "rated": False, "days_available": days,
                                        "released": u.published.isoformat() if u.published else None,
-                                       "due": due, "feed_date": feed.feed_date.isoformat()}
+                                       "due": due, "feed_date": feed_date}
             check = "patch.security_update_overdue" if overdue else "patch.security_update_pending"
             f = make_finding(check, f"host:{h.host}", Status.FAIL if overdue else Status.PASS, key=u.package,
                              observed=f"{u.package} {u.installed} installed; {u.candidate} from {u.archives} "
@@ -69,12 +78,12 @@ def linux_findings(hosts: list[HostPackages], feed: Feed, today: date, estate: E
                              evidence=evidence.get(h.host, []), details=details)
             out.append(f if overdue else _pending(f, Severity.MEDIUM))
         if not any(f.asset == f"host:{h.host}" and f.check_id.startswith("patch.security_update") for f in out):
+            where = f"in the feed dated {feed_date}" if feed_date else \
+                "in the configured repositories (no advisory feed to match installed versions against)"
             out.append(make_finding("patch.up_to_date", f"host:{h.host}", Status.PASS,
-                                    observed=f"{len(h.packages)} packages; no fix outstanding in the feed "
-                                             f"dated {feed.feed_date.isoformat()}",
+                                    observed=f"{len(h.packages)} packages; no security fix outstanding {where}",
                                     expected="every applicable security fix installed",
-                                    evidence=evidence.get(h.host, []),
-                                    details={"feed_date": feed.feed_date.isoformat()}))
+                                    evidence=evidence.get(h.host, []), details={"feed_date": feed_date}))
         out.extend(_software_findings(h, estate, today, eol or load_eol(), evidence.get(h.host, [])))
     return out
 

@@ -45,10 +45,19 @@ def _unread(host: EndpointHost, status: Status, why: str) -> Finding:
                         details={"reason": why})
 
 
+def feed_path(ctx: StepContext) -> Path | None:
+    """The advisory feed: --advisory-feed, else the one the estate declares, else none (never another's)."""
+    given = ctx.options.get("advisory_feed")
+    if given:
+        return Path(given)
+    declared = ctx.loaded.estate.organisation.advisory_feed
+    return ctx.loaded.root / declared if declared else None
+
+
 def patch_step(ctx: StepContext) -> StepResult:
     estate = ctx.loaded.estate
-    feed_path = ctx.options.get("advisory_feed")
-    feed = load_feed(Path(feed_path) if feed_path else None)
+    path = feed_path(ctx)
+    feed = load_feed(path) if path else None
     findings: list[Finding] = [feed_finding(feed, ctx.today)]
     findings += unsupported_os_findings(estate, ctx.today)
     windows = windows_findings(ctx.findings, ctx.today)
@@ -83,9 +92,10 @@ def patch_step(ctx: StepContext) -> StepResult:
     c = Counter(f.check_id for f in findings if f.failing)
     unread = sum(1 for f in findings if f.key == "patch-state")
     ctx.run.write_evidence("patch/summary.json", json.dumps({
-        "feed": feed.summary(ctx.today), "linux_hosts_read": [h.host for h in hosts], "notes": notes,
-        "failing": dict(c)}, indent=2), "patch compliance summary")
-    summary = (f"feed {feed.feed_date.isoformat()}; {len(hosts)} Linux endpoint(s) read"
+        "feed": feed.summary(ctx.today) if feed else None, "linux_hosts_read": [h.host for h in hosts],
+        "notes": notes, "failing": dict(c)}, indent=2), "patch compliance summary")
+    summary = (f"{'feed ' + feed.feed_date.isoformat() if feed else 'no advisory feed'}; "
+               f"{len(hosts)} Linux endpoint(s) read"
                + (f", {unread} not read" if unread else "")
                + f", {len({f.asset for f in windows})} Windows asset(s); "
                f"{sum(1 for f in findings if f.check_id == OVERDUE and f.status is Status.FAIL)} overdue fix(es), "

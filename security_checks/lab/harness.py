@@ -151,13 +151,15 @@ class LabHarness:
                     provisions.update(provisions_of(lab, ctx.loaded, home))
                     notes.append(f"lab namespaces {'built for this run' if brought else 'in use'}")
             if self.endpoint and ctx.is_root and wants & ENDPOINT_STEPS and _lab_endpoints(ctx.loaded):
+                from ..compliance.advisories import load_feed
                 from .endpoint import EndpointError, ensure_lab_endpoint
                 from .patch_fault import plant
 
                 ctx.say("lab: preparing the Debian chroot endpoint")
                 try:
                     root = ensure_lab_endpoint(home)
-                    plant(root)
+                    declared = ctx.loaded.estate.organisation.advisory_feed
+                    plant(root, load_feed(ctx.loaded.root / declared) if declared else None)
                     notes.append("chroot endpoint ready, overdue update planted")
                 except (EndpointError, RuntimeError, OSError) as exc:
                     notes.append(f"chroot endpoint unavailable: {exc}")

@@ -97,8 +97,11 @@ def _write_repo(root: Path, deb: Path, released: date) -> None:
     sources.write_text(f"deb [trusted=yes] file:/{REPO_DIR} ./\n")
 
 
+DEMO_FEED = Path(__file__).resolve().parents[2] / "inventory" / "demo" / "advisories.json"
+
+
 def plant(root: Path, feed: Feed | None = None) -> Planted:
-    feed = feed or load_feed()
+    feed = feed or load_feed(DEMO_FEED)
     fix = next((a for a in feed.advisories if a.package == PACKAGE and a.fixed_version == FIXED), None)
     if fix is None:
         raise RuntimeError(f"{feed.path}: no advisory for {PACKAGE} {FIXED}: the demo plant needs one")

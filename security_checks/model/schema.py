@@ -91,6 +91,10 @@ class Organisation(Strict):
     domain: str
     ce_version: Literal["3.3", "3.2"] = Field("3.3", description="Cyber Essentials requirements in force")
     contacts: list[Contact] = []
+    advisory_feed: str | None = Field(
+        None, description="the council's offline advisory feed (JSON, estate-advisories/1), relative to the estate "
+                          "directory; patch compliance matches installed versions against it (--advisory-feed "
+                          "overrides)")
     remediation_timescales: RemediationTimescales | None = Field(
         None, description="RAP target dates; default: 14 days for critical and high (Cyber Essentials v3.3), "
                           "30 medium, 90 low, 180 info")

@@ -107,7 +107,7 @@ def test_assess_then_check_on_the_demo(lab_home: Path, tmp_path: Path) -> None:
 
 
 def test_assess_takes_the_advisory_feed_it_is_given(tmp_path: Path) -> None:
-    shipped = json.loads((REPO / "security_checks/compliance/data/advisories.json").read_text())
+    shipped = json.loads((REPO / "inventory/demo/advisories.json").read_text())
     feed = tmp_path / "feed.json"
     feed.write_text(json.dumps({**shipped, "feed_date": date.today().isoformat()}))
     r = estate("assess", "--only", "patch", "--advisory-feed", str(feed), "--format", "json", "--fail-on", "none",

@@ -15,7 +15,7 @@ from security_checks.compliance.apt_host import collect
 from security_checks.compliance.patch import linux_findings
 from security_checks.compliance.verdict import AUTO_FAIL, framework_verdict
 from security_checks.findings import Severity, Status
-from security_checks.lab.patch_fault import FIXED, PACKAGE, plant
+from security_checks.lab.patch_fault import DEMO_FEED, FIXED, PACKAGE, plant
 from security_checks.model.loader import load_estate
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -32,7 +32,7 @@ def test_apt_in_the_chroot_shows_the_planted_update_pending(lab_endpoint: Path) 
 
 def test_overdue_security_update_fails_the_patch_requirement_as_auto_fail(lab_endpoint: Path) -> None:
     loaded = load_estate(DEMO)
-    feed = load_feed()
+    feed = load_feed(DEMO_FEED)
     today = date(2026, 11, 22)   # fix released 2026-10-20 (the feed): 33 days available
     host = collect("lab-debian-01", "debian-12", lab_endpoint)
     assert host.packages[PACKAGE] == "1.0.0" and len(host.packages) > 80

@@ -18,6 +18,7 @@ from security_checks.compliance.eol import unsupported_os_findings
 from security_checks.compliance.patch import feed_finding, linux_findings, windows_findings
 from security_checks.compliance.patch_eval import Fleet, evaluate
 from security_checks.findings import Severity, Status
+from security_checks.lab.patch_fault import DEMO_FEED
 from security_checks.model.loader import load_estate
 
 TODAY = date(2026, 11, 22)
@@ -136,7 +137,7 @@ def test_unsupported_os_from_endpoint_groups_honours_extended_updates() -> None:
 
 
 def test_feed_staleness_and_bad_feed_files(tmp_path: Path) -> None:
-    shipped = load_feed()
+    shipped = load_feed(DEMO_FEED)
     assert feed_finding(shipped, shipped.feed_date + timedelta(30)).status is Status.PASS
     stale = feed_finding(shipped, shipped.feed_date + timedelta(31))
     assert stale.status is Status.FAIL and stale.details["feed_date"] == shipped.feed_date.isoformat()
