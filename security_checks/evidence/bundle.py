@@ -30,7 +30,7 @@ import secrets
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -87,15 +87,25 @@ def bundles_home(home: Path) -> Path:
 
 
 def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate | None, *,
-         keys_dir: Path, tsa_url: str | None = None, tsa_ca: Path | None = None,
-         today: date | None = None) -> Path:
-    """Seal a run into dest_root/<run id>. The caller holds the home's writer lock (one seal at a time)."""
+         keys_dir: Path, tsa_url: str | None = None, tsa_ca: Path | None = None) -> Path:
+    """Seal a run into dest_root/<run id>. The caller holds the home's writer lock (one seal at a time).
+
+    `loaded`, when given, must be the estate the run assessed. The run's evidence must be exactly as
+    it committed (every file present, every hash as recorded): a bundle never seals a changed file.
+    """
     from ..report import build, render_into
 
     run = store.get_run(run_id)
     if run is None:
         raise SealError(f"no run {run_id!r} in {store.home}" if run_id else f"no runs in {store.home} yet: "
                         "run `estate assess` first")
+    if loaded is not None and loaded.digest != run.estate_digest:
+        raise SealError(f"run {run.id} assessed the estate {run.estate_dir} (digest {run.estate_digest[:12]}), not "
+                        f"{loaded.root} (digest {loaded.digest[:12]}): seal it with the estate it assessed")
+    changed = store.verify_evidence(run.id)
+    if changed:
+        raise SealError(f"run {run.id}: its evidence is not as it committed, so it cannot be sealed: "
+                        + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
     key = keys.load_or_create(keys_dir)
     _bundles_dir(dest_root, store.home)
     final = dest_root / run.id

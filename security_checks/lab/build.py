@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from ..fsutil import atomic_write
 from ..model.loader import LoadedEstate
 from ..procs import pid_alive
 from . import nftables
@@ -94,11 +95,7 @@ def read_state(home: Path) -> dict[str, Any] | None:
 
 
 def _write_state(home: Path, state: dict[str, Any]) -> None:
-    p = state_path(home)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=1))
-    os.replace(tmp, p)
+    atomic_write(state_path(home), json.dumps(state, indent=1))
 
 
 def _ip(*args: str, netns: str | None = None) -> None:

@@ -14,12 +14,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import shlex
-import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from ..fsutil import atomic_write
 from .scope import Authorisation, ScopeRefused
 
 NSE_SCRIPTS = ("ssl-enum-ciphers", "ssl-cert", "ssh2-enum-algos", "smb-protocols", "http-security-headers")
@@ -119,10 +119,8 @@ def _fast_versiondb() -> list[str]:
             text = SERVICE_PROBES.read_text(errors="replace")
             fast = text.replace("totalwaitms 6000", f"totalwaitms {NULL_PROBE_WAIT_MS}", 1)
             if not target.exists() or target.read_text(errors="replace") != fast:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_suffix(f".{os.getpid()}")
-                tmp.write_text(fast)
-                os.replace(tmp, target)
+                # A copy of nmap's own public data file, which nmap (any user's) reads.
+                atomic_write(target, fast, mode=0o644, durable=False)
             _VERSIONDB_CHECKED[str(target)] = (str(target), _stat_key(SERVICE_PROBES), _stat_key(target))
     return ["--versiondb", str(target)]
 
@@ -163,11 +161,8 @@ def wrapper(netns: str, directory: Path) -> Path:
     if not path.exists() or path.read_text() != body:
         # Parallel nmap jobs share the wrapper: publish it whole and executable in one rename, or
         # another thread can run a half-written or not-yet-executable file ("nmap not found").
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(body)
-        os.chmod(tmp, 0o700)   # only the scanning user runs it
-        os.replace(tmp, path)
+        # Only the scanning user runs it.
+        atomic_write(path, body, mode=0o700, durable=False)
     return path
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from security_checks.evidence.bundle import seal
-from tests.report.builders import TODAY, demo_loaded, make_two_runs, patched_catalogue
+from tests.report.builders import demo_loaded, make_two_runs, patched_catalogue
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,6 @@ def sealed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace
         loaded = demo_loaded()
         home = root / "home"
         store, a, b = make_two_runs(home, loaded)
-        first = seal(store, a, home / "bundles", loaded, keys_dir=home / "keys", today=TODAY)
-        second = seal(store, b, home / "bundles", loaded, keys_dir=home / "keys", today=TODAY)
+        first = seal(store, a, home / "bundles", loaded, keys_dir=home / "keys")
+        second = seal(store, b, home / "bundles", loaded, keys_dir=home / "keys")
         yield SimpleNamespace(home=home, store=store, a=a, b=b, first=first, second=second, loaded=loaded)

@@ -15,7 +15,7 @@ import pytest
 from security_checks.evidence.archive import DirectoryArchive, S3Archive, push, spool_dir
 from security_checks.evidence.bundle import seal
 from security_checks.fsutil import umask
-from tests.report.builders import TODAY, demo_loaded, make_two_runs, patched_catalogue
+from tests.report.builders import demo_loaded, make_two_runs, patched_catalogue
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -48,8 +48,8 @@ def test_bundles_keys_spool_and_home_archive_are_private_under_any_umask(
     with umask(mask), patched_catalogue(tmp_path):
         loaded = demo_loaded()
         store, a, b = make_two_runs(home, loaded)
-        first = seal(store, a, home / "bundles", loaded, keys_dir=home / "keys", today=TODAY)
-        second = seal(store, b, home / "bundles", loaded, keys_dir=home / "keys", today=TODAY)
+        first = seal(store, a, home / "bundles", loaded, keys_dir=home / "keys")
+        second = seal(store, b, home / "bundles", loaded, keys_dir=home / "keys")
         assert_private(home, "bundles", mask)
         assert_private(home, "keys", mask)
         # S3 that cannot be reached: both bundles wait in the spool.
