@@ -64,11 +64,15 @@ def describe_checks(pattern: str = "*") -> list[dict[str, Any]]:
     root = PACKAGE_ROOT.parent
     sources = [p for base in (PACKAGE_ROOT, root / "infra") for p in base.rglob("*.py")]
     texts = {p: p.read_text(errors="replace") for p in sources}
+    # Device checks are emitted by the Ansible tasks tagged with their id (the roles' audit mode).
+    tasks = {p: p.read_text(errors="replace") for p in (root / "playbooks").rglob("*.yml")}
     out: list[dict[str, Any]] = []
     for cid, meta in sorted(registry().items()):
         if not fnmatchcase(cid, pattern):
             continue
         emitted = sorted(Path(p).relative_to(root).as_posix() for p, t in texts.items() if f'"{cid}"' in t)
+        emitted += sorted(Path(p).relative_to(root).as_posix() for p, t in tasks.items()
+                          if f"estate_report: {cid}" in t or f"[{cid}]" in t)
         steps = sorted({f"{job.kind}/{s.name}" for job in ALL for s in job.steps
                         if any(fnmatchcase(cid, pat) for pat in s.checks)})
         out.append({"id": cid, "title": meta.title, "severity": meta.severity.value,
