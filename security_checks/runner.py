@@ -274,8 +274,8 @@ def _no_duplicates(findings: list[Finding]) -> None:
 def _abandon(store: Store, writer: Any, reason: str) -> str | None:
     """Keep what a run that will not commit wrote (quarantine); an empty staging directory just goes."""
     staging = writer.staging
-    if not staging.exists():
-        return None
+    if not staging.exists() or store.get_run(writer.id) is not None:
+        return None   # committed (the rename is what failed): the next writer puts it in place
     if not any(p.is_file() for p in staging.rglob("*")):
         shutil.rmtree(staging)   # nothing was written: there is no evidence to keep
         return None

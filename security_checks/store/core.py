@@ -19,6 +19,7 @@ writer renames into place: no reader ever sees a partial run, and no command del
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import hashlib
 import json
@@ -204,8 +205,16 @@ class Store:
             raise
 
     def close(self) -> None:
-        self.db.close()
+        if getattr(self, "db", None) is not None:
+            self.db.close()
+            self.db = None  # type: ignore[assignment]
         self.lock.release()
+
+    def __del__(self) -> None:
+        # A Store dropped without close() must not keep this process's shared lock: a writer's
+        # commit (in another process) would wait for it for ever.
+        with contextlib.suppress(Exception):   # at interpreter shutdown there may be nothing left to release
+            self.close()
 
     def __enter__(self) -> Store:
         return self

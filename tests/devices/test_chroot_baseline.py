@@ -69,10 +69,10 @@ def test_1_audit_finds_the_planted_drift_and_changes_nothing(lab: dict[str, Path
     assert [x["asset"] for x in unreachable] == ["host:lab-unreachable"]
     assert unreachable[0]["status"] == "error"
     # stored as a devices-audit run with scrubbed runner events as evidence
-    store = Store(lab["home"])
-    run = store.get_run(out["run"])
-    assert run is not None and run.kind == "devices-audit"
-    evidence = store.evidence_dir(run.id)
+    with Store(lab["home"]) as store:
+        run = store.get_run(out["run"])
+        assert run is not None and run.kind == "devices-audit"
+        evidence = store.evidence_dir(run.id)
     events = (evidence / "devices" / "audit-events.jsonl").read_text()
     assert "PermitRootLogin yes" in events
     everything = b"".join(p.read_bytes() for p in evidence.rglob("*") if p.is_file())
@@ -118,22 +118,14 @@ def test_4_second_audit_is_clean(lab: dict[str, Path]) -> None:
 
 
 def test_5_assess_step_audits_the_reachable_endpoints(lab: dict[str, Path]) -> None:
-    from datetime import date
-
-    from rich.console import Console
-
-    from security_checks.assess import StepContext
-    from security_checks.devices.step import devices_step
+    from security_checks.jobs import DEVICES
     from security_checks.model.loader import load_estate
+    from security_checks.runner import Job, Runner
 
-    store = Store(lab["home"])
     loaded = load_estate(lab["estate"])
-    with store.run("assess", estate_dir=str(lab["estate"]), estate_digest=loaded.digest) as run:
-        ctx = StepContext(loaded=loaded, run=run, store=store, console=Console(stderr=True), is_root=True,
-                          today=date.today())
-        result = devices_step(ctx)
-        found = {(f.check_id, f.asset, f.status.value) for f in run.findings}
-    assert result.skipped is None and "2 host(s)" in result.summary
+    out = Runner(loaded, lab["home"]).run(Job("assess", (DEVICES,), "devices only"))
+    found = {(f.check_id, f.asset, f.status.value) for f in out.findings}
+    [step] = out.run.steps
+    assert step["status"] == "ran" and "2 host(s)" in step["summary"]
     assert ("devices.linux.ssh", "host:lab-debian-01", "pass") in found
     assert ("devices.unreachable", "host:lab-unreachable", "error") in found
-    store.close()

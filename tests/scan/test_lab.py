@@ -39,9 +39,9 @@ def _expectations(kind: str) -> set[tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def scanned(lab, loaded):
     out = Runner(loaded, lab["home"]).run(Job("scan", (NETWORK,), "lab scan"), harness=IN_USE)
-    store = Store(lab["home"])
-    yield {"findings": out.findings, "steps": out.run.steps, "store": store, "run": out.run.id}
-    store.close()
+    with Store(lab["home"]) as store:
+        evidence = store.evidence_dir(out.run.id)
+    return {"findings": out.findings, "steps": out.run.steps, "evidence": evidence, "run": out.run.id}
 
 
 def test_scanners_have_no_default_route_and_the_root_namespace_no_lab_route(lab):
@@ -78,7 +78,7 @@ def test_nothing_declared_correctly_fails(scanned):
 
 
 def test_raw_xml_is_evidence(scanned):
-    d = scanned["store"].evidence_dir(scanned["run"]) / "scan"
+    d = scanned["evidence"] / "scan"
     xmls = sorted(d.rglob("*.xml"))
     assert xmls and all(p.read_bytes().lstrip().startswith(b"<?xml") for p in xmls)
     cmd = json.loads((d / "scan" / "command.json").read_text())
@@ -88,12 +88,12 @@ def test_raw_xml_is_evidence(scanned):
 def test_segregation_matrix_matches_policy_except_the_planted_breaches(lab, loaded):
     out = Runner(loaded, lab["home"]).run(SCAN_MATRIX, harness=IN_USE)
     matrix = out.data["segregation"]["matrix"]
-    store = Store(lab["home"])
-    run_id = out.run.id
+    with Store(lab["home"]) as store:
+        evidence = store.evidence_dir(out.run.id)
     failing = {(f.check_id, f.asset, f.key) for f in out.findings if f.failing}
     assert failing == _expectations("segregation")
     assert matrix["allowed_but_blocked"] == 0
-    saved = json.loads((store.evidence_dir(run_id) / "scan" / "segregation" / "matrix.json").read_text())
+    saved = json.loads((evidence / "scan" / "segregation" / "matrix.json").read_text())
     assert saved["breaches"] == matrix["breaches"] == 2
     guest = [f for f in saved["flows"] if f["src_zone"] == "guest-wifi" and f["reachable"]]
     assert {f["dst_zone"] for f in guest} == {"internet", "servers"}  # servers: the planted breach only

@@ -25,9 +25,9 @@ def selftest_run(tmp_path_factory, loaded):
     home = tmp_path_factory.mktemp("selftest")
     out = Runner(loaded, home).run(Job("scan", (SELFTEST,), "self-test"),
                                    harness=LabHarness(namespaces="none", endpoint=False))
-    store = Store(home)
-    yield {"store": store, "findings": out.findings, "run": out.run.id, "home": home}
-    store.close()
+    with Store(home) as store:
+        evidence = store.evidence_dir(out.run.id)
+    return {"evidence": evidence, "findings": out.findings, "run": out.run.id, "home": home}
 
 
 def _by_key(findings):
@@ -53,7 +53,7 @@ def test_selftest_declared_service_passes_and_raises_no_failure(selftest_run):
 
 
 def test_selftest_keeps_the_xml_and_stops_its_listeners(selftest_run):
-    ev = selftest_run["store"].evidence_dir(selftest_run["run"]) / "scan" / "selftest" / "nmap-tcp.xml"
+    ev = selftest_run["evidence"] / "scan" / "selftest" / "nmap-tcp.xml"
     result = parse(ev.read_bytes())
     assert result.host("127.0.0.1") is not None
     assert {p.port for p in result.host("127.0.0.1").ports if p.is_open} == {18080, 18023}
@@ -73,7 +73,7 @@ def test_assess_runs_the_selftest_step(tmp_path):
 
 
 def test_import_stores_what_it_prints_and_the_next_check_psn_plans_it(selftest_run, tmp_path):
-    xml = selftest_run["store"].evidence_dir(selftest_run["run"]) / "scan" / "selftest" / "nmap-tcp.xml"
+    xml = selftest_run["evidence"] / "scan" / "selftest" / "nmap-tcp.xml"
     home = tmp_path / "h"
     result = CliRunner().invoke(app, ["scan", "import", str(xml), "--home", str(home), "--format", "json",
                                       "--fail-on", "none"])
