@@ -43,6 +43,9 @@ class CheckMeta(BaseModel):
     source: str = ""
     cvss_vector: str | None = None
     evidence_kind: EvidenceKind = EvidenceKind.OBSERVED
+    # About the tool's own inputs (the advisory feed's age), not the estate: never evidence that a
+    # requirement is met (catalogue/matrix.py).
+    about_inputs: bool = False
     defined_in: str = ""   # the checks.yaml that holds this metadata (set by the registry)
 
 
@@ -60,6 +63,10 @@ def registry() -> dict[str, CheckMeta]:
                 raise ValueError(f"{path}: check {meta.id} is already defined")
             out[meta.id] = meta
     return out
+
+
+def input_checks() -> frozenset[str]:
+    return frozenset(cid for cid, meta in registry().items() if meta.about_inputs)
 
 
 def check(check_id: str) -> CheckMeta:

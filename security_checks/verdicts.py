@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-REQUIREMENT_STATUSES = ("met", "not_met", "risk_accepted", "manual", "not_assessed")
+REQUIREMENT_STATUSES = ("met", "not_met", "risk_accepted", "declared", "manual", "not_assessed")
 
 
 class RequirementRow(BaseModel):
@@ -34,6 +34,9 @@ class RequirementRow(BaseModel):
     evidence: list[str] = []        # finding ids that evidence it (any status)
     failing: list[str] = []         # finding ids that stop it being met, worst first
     attestation: dict[str, Any] | None = None
+    # How much of what it applies to the run examined: applies_to, label, total, observed,
+    # declared, unread, checks (security_checks/catalogue/coverage.py).
+    coverage: dict[str, Any] | None = None
     record_evidence_at: str | None = None
 
 

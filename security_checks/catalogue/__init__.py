@@ -9,6 +9,8 @@ version, beside this file).
     requirements:
       - id: FW-1
         control: firewalls               # the framework's control area
+        applies_to: sites                # its population: devices, sites, firewalls, cloud_services,
+                                         # users, network, plan or organisation (coverage.py)
         title: ...
         requirement: ...                 # in our own words
         clause: ...                      # where it is in the source document
@@ -24,9 +26,13 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+
+# What a requirement is about, so a verdict can say how much of it was examined (coverage.py).
+AppliesTo = Literal["devices", "sites", "firewalls", "cloud_services", "users", "network", "plan", "organisation"]
 
 CATALOGUE_DIR = Path(__file__).resolve().parent
 
@@ -44,6 +50,7 @@ class Requirement(BaseModel):
     manual: bool = False
     maps_to: list[str] = []
     guidance: str = ""
+    applies_to: AppliesTo | None = None
 
 
 class Framework(BaseModel):
@@ -54,7 +61,15 @@ class Framework(BaseModel):
     prefix: str
     title: str
     source: str = ""
+    applies_to: AppliesTo = "organisation"   # the default for its requirements
     requirements: list[Requirement]
+
+    @model_validator(mode="after")
+    def _populations(self) -> Framework:
+        for req in self.requirements:
+            if req.applies_to is None:
+                req.applies_to = self.applies_to
+        return self
 
     def ref(self, requirement: Requirement) -> str:
         return f"{self.prefix}:{requirement.id}"

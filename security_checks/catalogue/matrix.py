@@ -1,12 +1,16 @@
 """Per-requirement results: the control matrix auditors read.
 
-The rules are deliberately conservative:
-- a requirement whose checks produced findings is met only if every one of them passed;
-- a failing finding covered by an unexpired waiver makes the requirement `risk_accepted`, not met;
-- a requirement whose checks produced nothing this run is `not_assessed`, and so is one whose
-  checks say some asset could not be assessed (a pass elsewhere does not cover it);
+The rules are deliberately conservative, and no evidence is ever read as compliance:
+- a failing (or unreadable: error) finding of its checks makes a requirement `not_met`;
+- a failing finding covered by an unexpired waiver makes it `risk_accepted`, not met;
 - a manual requirement is `manual`: attested (with who, when and the evidence) or awaiting
-  attestation. A tool never turns a manual requirement into met.
+  attestation. A tool never turns a manual requirement into met;
+- otherwise it is `met` only when passing *observed* findings cover every member of what it
+  applies to (every device, site, firewall, cloud service: coverage.py); covered only by what the
+  estate declares, it is `declared` (declared, not verified); partly covered, or not at all, it is
+  `not_assessed`, saying how much was examined ("examined 2 of 12 sites");
+- findings about the tool's own inputs (the advisory feed's age) never count towards met; when
+  they fail, a requirement that would be met is `not_assessed` instead.
 """
 
 from __future__ import annotations
@@ -17,14 +21,16 @@ from datetime import date
 from enum import StrEnum
 
 from ..findings import Finding, Status
-from ..model.schema import Attestation
+from ..model.schema import Attestation, Estate
 from . import Framework, Requirement
+from .coverage import Coverage, Populations, coverage
 
 
 class RequirementStatus(StrEnum):
     MET = "met"
     NOT_MET = "not_met"
     RISK_ACCEPTED = "risk_accepted"
+    DECLARED = "declared"          # covered only by the estate's own declarations (or attestations)
     MANUAL = "manual"
     NOT_ASSESSED = "not_assessed"
 
@@ -38,35 +44,35 @@ class RequirementResult:
     findings: list[Finding] = field(default_factory=list)   # every finding that evidences it
     failing: list[Finding] = field(default_factory=list)    # the ones that stop it being met
     attestation: Attestation | None = None
+    coverage: Coverage | None = None
 
 
-def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[Attestation],
-             today: date) -> list[RequirementResult]:
+def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[Attestation], today: date,
+             estate: Estate, inputs: frozenset[str] = frozenset()) -> list[RequirementResult]:
+    """`inputs`: the check ids about the tool's own inputs (CheckMeta.about_inputs)."""
     by_check: dict[str, list[Finding]] = {}
     for f in findings:
         by_check.setdefault(f.check_id, []).append(f)
     attested = {a.requirement: a for a in attestations if a.expires is None or a.expires >= today}
+    pops = Populations(estate)
 
     results = []
     for req in fw.requirements:
         ref = fw.ref(req)
-        evidence = [f for c in req.checks for f in by_check.get(c, [])]
+        every = [f for c in req.checks for f in by_check.get(c, [])]
+        evidence = [f for f in every if f.check_id not in inputs]
+        stale = [f for f in every if f.check_id in inputs and f.status is not Status.PASS]
         failing = [f for f in evidence if f.failing]
         open_failing = [f for f in failing if not f.accepted]
         attestation = attested.get(ref)
+        cov = coverage(req.applies_to or fw.applies_to, evidence, pops) if req.checks else None
         if open_failing:
             status = RequirementStatus.NOT_MET
             reason = f"{len(open_failing)} failing finding(s): {_which(open_failing)}"
         elif failing:
             status, reason = (RequirementStatus.RISK_ACCEPTED,
                               f"{len(failing)} failing finding(s), risk accepted: {_which(failing)}")
-        elif any(f.status is Status.NOT_ASSESSED for f in evidence) and not req.manual:
-            unread = [f for f in evidence if f.status is Status.NOT_ASSESSED]
-            status = RequirementStatus.NOT_ASSESSED
-            reason = f"{len(unread)} of {len(evidence)} check result(s) could not assess their asset: {_which(unread)}"
-        elif evidence and any(f.status is Status.PASS for f in evidence) and not req.manual:
-            status, reason = RequirementStatus.MET, f"{len(evidence)} passing check result(s)"
-        elif req.manual or (not req.checks):
+        elif req.manual or not req.checks:
             if attestation:
                 status = RequirementStatus.MANUAL
                 reason = f"attested by {attestation.attested_by} on {attestation.attested_on.isoformat()}"
@@ -75,9 +81,37 @@ def evaluate(fw: Framework, findings: Iterable[Finding], attestations: Iterable[
             else:
                 status, reason = RequirementStatus.NOT_ASSESSED, "no check covers this requirement"
         else:
-            status, reason = RequirementStatus.NOT_ASSESSED, "its checks did not run in this assessment"
-        results.append(RequirementResult(ref, req, status, reason, evidence, failing, attestation))
+            assert cov is not None
+            status, reason = _by_coverage(cov, evidence, stale)
+        results.append(RequirementResult(ref, req, status, reason, every, failing, attestation, cov))
     return results
+
+
+def _by_coverage(cov: Coverage, evidence: list[Finding], stale: list[Finding]) -> tuple[RequirementStatus, str]:
+    passing = sum(1 for f in evidence if f.status is Status.PASS)
+    inputs = f"; its inputs are not current: {stale[0].observed}" if stale else ""
+    if cov.total == 0:
+        return RequirementStatus.NOT_ASSESSED, f"the estate declares no {cov.label}"
+    if cov.examined == 0:
+        why = "its checks did not run in this assessment" if not evidence else \
+            f"its checks examined none of the {cov.counted()}"
+        return RequirementStatus.NOT_ASSESSED, why + (f" ({_unread(cov)})" if cov.unread else "") + inputs
+    if cov.examined < cov.total:
+        return RequirementStatus.NOT_ASSESSED, (f"examined {cov.examined:,} of {cov.counted()}; "
+                                                f"{cov.total - cov.examined:,} not examined" +
+                                                (f" ({_unread(cov)})" if cov.unread else "") + inputs)
+    if stale:
+        return RequirementStatus.NOT_ASSESSED, inputs.removeprefix("; ")
+    if not cov.complete:
+        return RequirementStatus.DECLARED, (f"declared, not verified: {cov.declared:,} of {cov.counted()} rest only "
+                                            f"on the estate's declarations ({', '.join(cov.checks)})")
+    every = "" if cov.total == 1 and cov.applies_to not in ("devices", "sites", "firewalls", "cloud_services") \
+        else "every one of "
+    return RequirementStatus.MET, f"{every}{cov.counted()} examined: {passing} passing result(s)"
+
+
+def _unread(cov: Coverage) -> str:
+    return f"{cov.unread:,} could not be read"
 
 
 def _which(findings: list[Finding], limit: int = 3) -> str:

@@ -40,8 +40,8 @@ app = typer.Typer(
 RunOpt = Annotated[str | None, typer.Option(
     "--run", help="Run id (a unique prefix will do). Default: the latest assess run.")]
 
-_STATUS_STYLE = {"met": "green", "not_met": "bold red", "risk_accepted": "yellow", "manual": "cyan",
-                 "not_assessed": "dim"}
+_STATUS_STYLE = {"met": "green", "not_met": "bold red", "risk_accepted": "yellow", "declared": "italic yellow",
+                 "manual": "cyan", "not_assessed": "dim"}
 
 
 def _pick_run(store: Store, run_id: str | None, home: Path) -> RunInfo:
@@ -93,10 +93,14 @@ def ce(
         doc = ce_document(info, verdict, store.findings(info.id))
     if out:
         _write(out, f"ce-{doc['version']}.json", json.dumps(doc, indent=2))
-        rows = [["ref", "auto_fail", "manual", "status", "reason", "findings", "attested_by"]]
-        rows += [[r["ref"], str(r["auto_fail"]).lower(), str(r["manual"]).lower(), r["status"], r["reason"],
-                  " ".join(e["finding"] for e in r["evidence"]),
-                  r["attestation"]["attested_by"] if r["attestation"] else ""] for r in doc["requirements"]]
+        rows = [["ref", "auto_fail", "manual", "status", "reason", "applies_to", "population", "observed",
+                 "declared", "findings", "attested_by"]]
+        for r in doc["requirements"]:
+            cov = r.get("coverage") or {}
+            rows.append([r["ref"], str(r["auto_fail"]).lower(), str(r["manual"]).lower(), r["status"], r["reason"],
+                         cov.get("applies_to", ""), str(cov.get("total", "")), str(cov.get("observed", "")),
+                         str(cov.get("declared", "")), " ".join(e["finding"] for e in r["evidence"]),
+                         r["attestation"]["attested_by"] if r["attestation"] else ""])
         _write(out, f"ce-{doc['version']}.csv", _csv(rows))
     if format is Format.JSON:
         emit_json(doc)
@@ -129,12 +133,16 @@ def _print_ce(doc: dict[str, Any]) -> None:
         f = doc["advisory_feed"]
         err.print(f"Advisory feed dated {f['feed_date']} ({f['age_days']} day(s) old)")
     table = Table(show_lines=False, expand=False)
-    for col in ("requirement", "status", "why"):
+    for col in ("requirement", "status", "examined", "why"):
         table.add_column(col, overflow="fold")
     for r in doc["requirements"]:
         style = _STATUS_STYLE.get(r["status"], "")
         label = f"{r['ref']}{' [red](auto-fail)[/]' if r['auto_fail'] else ''} {r['title']}"
-        table.add_row(label, f"[{style}]{r['status']}[/]", r["reason"])
+        cov = r.get("coverage") or {}
+        examined = (f"{cov['observed']}{'+' + str(cov['declared']) + ' declared' if cov.get('declared') else ''}"
+                    f" of {cov['total']} {cov['label']}") if cov.get("total") else ""
+        status = "declared, not verified" if r["status"] == "declared" else r["status"]
+        table.add_row(label, f"[{style}]{status}[/]", examined, r["reason"])
     err.print(table)
     colour = "green" if doc["verdict"] == "ready" else "bold red"
     err.print(f"Verdict: [{colour}]{doc['verdict']}[/]")

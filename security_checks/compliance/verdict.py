@@ -13,14 +13,14 @@ attestations, on the run's own date, and the verdict they add up to:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 from ..catalogue import Framework, frameworks
 from ..catalogue.matrix import RequirementResult, RequirementStatus, evaluate
+from ..checks import input_checks
 from ..findings import Finding
-from ..model.schema import Attestation, Estate
+from ..model.schema import Estate
 from ..verdicts import FrameworkVerdict, RequirementRow
 
 READY = "ready"
@@ -47,18 +47,22 @@ def _reasons(results: list[RequirementResult], unverifiable: list[str]) -> tuple
             reasons.append(f"{r.ref} has accepted risks: accepted non-compliance is not compliance")
         elif r.status is RequirementStatus.MANUAL and r.attestation is None:
             reasons.append(f"{r.ref} needs an attestation (manual)")
+        elif r.status is RequirementStatus.DECLARED:
+            # Never met on the estate's word alone, least of all an auto-fail item.
+            reasons.append(f"{r.ref}{' (auto-fail)' if r.requirement.auto_fail else ''} declared, not verified: "
+                           f"{r.reason.removeprefix('declared, not verified: ')}")
         elif r.status is RequirementStatus.NOT_ASSESSED:
-            reasons.append(f"{r.ref} not assessed: {r.reason}")
+            reasons.append(f"{r.ref}{' (auto-fail)' if r.requirement.auto_fail else ''} not assessed: {r.reason}")
     reasons += [f"{ref}: attestation cites evidence missing from the estate directory" for ref in unverifiable]
     if auto:
         return AUTO_FAIL, reasons
     return (NOT_READY, reasons) if reasons else (READY, ["every requirement is met or attested"])
 
 
-def framework_verdict(fw: Framework, findings: list[Finding], attestations: Iterable[Attestation], on: date, *,
+def framework_verdict(fw: Framework, findings: list[Finding], estate: Estate, on: date, *,
                       in_force: bool, estate_dir: Path | None) -> FrameworkVerdict:
-    mine = [a for a in attestations if a.requirement.startswith(fw.prefix + ":")]
-    results = _ordered(evaluate(fw, findings, mine, on))
+    mine = [a for a in estate.attestations if a.requirement.startswith(fw.prefix + ":")]
+    results = _ordered(evaluate(fw, findings, mine, on, estate, input_checks()))
     expired = {a.requirement: a for a in mine if a.expires is not None and a.expires < on}
     rows: list[RequirementRow] = []
     unverifiable = []
@@ -82,7 +86,7 @@ def framework_verdict(fw: Framework, findings: list[Finding], attestations: Iter
             clause=req.clause, auto_fail=req.auto_fail, manual=req.manual, checks=list(req.checks),
             maps_to=list(req.maps_to), status=r.status.value, reason=reason,
             evidence=[f.id for f in r.findings], failing=[f.id for f in sorted(r.failing, key=_risk)],
-            attestation=att,
+            attestation=att, coverage=r.coverage.as_dict() if r.coverage else None,
             record_evidence_at=f"{attest_file}: attestations[requirement={r.ref}]"
             if req.manual or not req.checks else None))
     verdict, reasons = _reasons(results, unverifiable)
@@ -96,8 +100,7 @@ def run_verdicts(estate: Estate, findings: list[Finding], on: date, estate_dir: 
     out = []
     for fw in frameworks():
         in_force = fw.framework != "cyber-essentials" or fw.version == estate.organisation.ce_version
-        out.append(framework_verdict(fw, findings, estate.attestations, on, in_force=in_force,
-                                     estate_dir=estate_dir))
+        out.append(framework_verdict(fw, findings, estate, on, in_force=in_force, estate_dir=estate_dir))
     return out
 
 

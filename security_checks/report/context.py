@@ -18,7 +18,7 @@ from typing import Any
 from ..findings import Finding, Severity, Status
 from ..remediation import RapItem
 from ..store import EvidenceFile, RunInfo, Store
-from ..verdicts import FrameworkVerdict
+from ..verdicts import REQUIREMENT_STATUSES, FrameworkVerdict
 
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
 TREND_RUNS = 12
@@ -55,6 +55,7 @@ class MatrixRow:
     failing: list[str]          # finding ids
     evidence_findings: list[str]
     attestation: dict[str, Any] | None
+    coverage: dict[str, Any] | None = None
 
 
 @dataclass
@@ -72,7 +73,7 @@ class MatrixTable:
     @property
     def counts(self) -> dict[str, int]:
         c = Counter(r.status for r in self.rows)
-        return {s: c.get(s, 0) for s in ("met", "not_met", "risk_accepted", "manual", "not_assessed")}
+        return {s: c.get(s, 0) for s in REQUIREMENT_STATUSES}
 
 
 @dataclass
@@ -266,7 +267,8 @@ def _matrices(verdicts: list[FrameworkVerdict]) -> list[MatrixTable]:
         rows = [MatrixRow(ref=r.ref, framework=v.framework, control=r.control, title=r.title,
                           requirement=r.requirement, clause=r.clause, auto_fail=r.auto_fail, manual=r.manual,
                           status=r.status, reason=r.reason, checks=list(r.checks), failing=list(r.failing),
-                          evidence_findings=list(r.evidence), attestation=r.attestation) for r in v.requirements]
+                          evidence_findings=list(r.evidence), attestation=r.attestation, coverage=r.coverage)
+                for r in v.requirements]
         out.append(MatrixTable(v.framework, v.version, v.prefix, v.title, v.source, v.verdict, v.reasons,
                                v.assessed_on, rows))
     # Cyber Essentials first (the certificate the board asks about), then PSN, then the rest.

@@ -24,8 +24,8 @@ from .svg import status_bar, trend_chart
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Beyond this many passing results the findings page lists only failures (machine outputs keep all).
 MAX_PASSING_ROWS = 3000
-STATUS_COLOURS = {"met": "#15803d", "not_met": "#b91c1c", "risk_accepted": "#7c3aed", "manual": "#0f766e",
-                  "not_assessed": "#9ca3af"}
+STATUS_COLOURS = {"met": "#15803d", "not_met": "#b91c1c", "risk_accepted": "#7c3aed", "declared": "#b45309",
+                  "manual": "#0f766e", "not_assessed": "#9ca3af"}
 
 
 def environment() -> Environment:

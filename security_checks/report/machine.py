@@ -85,6 +85,7 @@ def sarif(data: ReportData) -> dict[str, Any]:
             "locations": [{"logicalLocations": [{"fullyQualifiedName": f.asset, "kind": "resource"}]}],
             "partialFingerprints": {"estateFindingId/v1": fid},
             "properties": {"findingId": fid, "severity": f.severity.value, "status": f.status.value,
+                           "evidenceKind": f.evidence_kind.value,
                            "controls": f.controls, "remediationStatus": remediation_status(f),
                            **({"site": f.site} if f.site else {}),
                            **({"cvssScore": f.cvss_score, "cvssVector": f.cvss_vector} if f.cvss_score else {})},
@@ -113,6 +114,12 @@ def sarif(data: ReportData) -> dict[str, Any]:
                              "startTimeUtc": data.run.started_at.isoformat().replace("+00:00", "Z"),
                              "endTimeUtc": data.run.finished_at.isoformat().replace("+00:00", "Z")}],
             "results": results,
+            # The requirement statuses the run stored (met, not met, declared, ...), with coverage: SARIF
+            # has no place for a control matrix, so it rides in the run's property bag.
+            "properties": {"requirements": [
+                {"ref": r.ref, "status": r.status, "reason": r.reason,
+                 **({"coverage": r.coverage} if r.coverage else {})}
+                for m in data.matrices for r in m.rows]},
         }],
     }
 

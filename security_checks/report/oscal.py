@@ -149,6 +149,9 @@ def assessment_results(data: ReportData, parts: _Parts | None = None) -> str:
             target: dict[str, Any] = {"type": "objective-id", "target-id": _token(row.ref)}
             if row.title:
                 target["title"] = _line(row.title, row.ref)
+            # OSCAL knows satisfied or not; the prop keeps estate's own status ("declared": met only on
+            # the estate's declarations, not verified) for tools that read it. Keys in trestle's order.
+            target["props"] = [{"name": "estate-status", "ns": _PROP_NS, "value": row.status}]
             target["status"] = {"state": "satisfied" if row.status == "met" else "not-satisfied",
                                 "reason": _reason(row.status)}
             finding: dict[str, Any] = {

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import yaml
 
-from security_checks.catalogue import framework
+from security_checks.catalogue import Framework, framework
 from security_checks.checks import make_finding
 from security_checks.compliance.ce import config_findings
 from security_checks.compliance.verdict import AUTO_FAIL, NOT_READY, READY, framework_verdict
-from security_checks.findings import Finding, Status
+from security_checks.findings import EvidenceKind, Finding, Status
 from security_checks.model.loader import load_estate
 from security_checks.model.schema import Attestation, Estate, Waiver
 from security_checks.model.scope import scope_statement
@@ -23,7 +23,7 @@ TODAY = date(2026, 11, 22)
 def assess(estate: Estate, findings: list[Finding], on: date, *, version: str = "3.3",
            estate_dir: Path | None = None) -> dict:  # type: ignore[type-arg]
     """The verdict as the runner stores it, as a plain document (rows as dicts)."""
-    v = framework_verdict(framework("cyber-essentials", version), findings, estate.attestations, on, in_force=True,
+    v = framework_verdict(framework("cyber-essentials", version), findings, estate, on, in_force=True,
                           estate_dir=estate_dir)
     return {**v.model_dump(mode="json"), "counts": v.counts}
 
@@ -77,10 +77,25 @@ def test_demo_configuration_passes_and_breaking_it_fails(demo_copy: Path) -> Non
     assert all(r["ref"].startswith("CE3.2:") for r in v32["requirements"])
 
 
+def covering(estate: Estate, fw: Framework) -> list[Finding]:
+    """Passing observed results of every requirement's checks on every member of what it applies to."""
+    assets = {
+        "devices": [f"host:{h.name}" for g in estate.endpoint_groups for h in g.hosts]
+        + [f"endpoint-group:{g.name}" for g in estate.endpoint_groups]
+        + [f"host:{h.name}" for h in estate.declared_hosts],
+        "sites": [f"site:{s.name}" for s in estate.sites],
+        "firewalls": [f"firewall:{f.name}" for f in estate.firewalls],
+        "cloud_services": [f"lob:{lob.name}" for lob in estate.lob_systems],
+    }
+    wanted = {(c, a) for r in fw.requirements for c in r.checks
+              for a in assets.get(r.applies_to or "", ["organisation:demo"])}
+    return [make_finding(c, a, Status.PASS, evidence_kind=EvidenceKind.OBSERVED) for c, a in sorted(wanted)]
+
+
 def test_ready_only_when_every_requirement_is_met_or_attested() -> None:
     estate = load_estate(Path(__file__).resolve().parents[2] / "inventory" / "demo").estate
     fw = framework("cyber-essentials", "3.3")
-    passing = [make_finding(c, "asset:a", Status.PASS) for c in sorted({c for r in fw.requirements for c in r.checks})]
+    passing = covering(estate, fw)
     manual = [r for r in fw.requirements if r.manual or not r.checks]
     estate.attestations = [Attestation(requirement=fw.ref(r), statement="We do this, see the procedure.",
                                        attested_by="Security Lead", attested_on=TODAY) for r in manual[:-1]]

@@ -64,7 +64,8 @@ def test_assess_then_check_on_the_demo(lab_home: Path, tmp_path: Path) -> None:
     doc = json.loads(r.stdout)
     assert doc["run"] == run1 and doc["verdict"] == "not ready: auto-fail"
     assert doc["requirements"][0]["ref"] == "CE3.3:SUM-4" and doc["requirements"][0]["status"] == "not_met"
-    assert {x["status"] for x in doc["requirements"]} <= {"met", "not_met", "manual", "not_assessed", "risk_accepted"}
+    assert {x["status"] for x in doc["requirements"]} <= {"met", "not_met", "manual", "not_assessed", "risk_accepted",
+                                                          "declared"}
     assert len(doc["requirements"]) == 31
     r = estate("check", "ce", "--estate", str(demo), "--version", "3.2", "--out", str(tmp_path / "ce"), home=lab_home)
     assert r.returncode == 1 and "Verdict" in r.stderr

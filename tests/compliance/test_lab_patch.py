@@ -43,7 +43,7 @@ def test_overdue_security_update_fails_the_patch_requirement_as_auto_fail(lab_en
     assert [(f.key, f.status, f.severity, f.cvss_score) for f in overdue] == [
         (PACKAGE, Status.FAIL, Severity.CRITICAL, 9.8)]
     assert overdue[0].details["days_available"] == 33 and overdue[0].details["candidate"] == FIXED
-    v = framework_verdict(framework("cyber-essentials", "3.3"), findings, loaded.estate.attestations, today,
+    v = framework_verdict(framework("cyber-essentials", "3.3"), findings, loaded.estate, today,
                           in_force=True, estate_dir=None)
     assert v.verdict == AUTO_FAIL
     first = v.requirements[0]
