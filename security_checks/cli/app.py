@@ -63,6 +63,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(check.app, name="check")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(store.app, name="store")
+app.add_typer(__import__(f"{__package__}.advisories", fromlist=["app"]).app, name="advisories")
 app.command(name="checks")(history.checks)
 
 
