@@ -11,6 +11,7 @@ from typing import Any
 
 from .compliance.steps import ce_config_step, patch_step
 from .devices.step import devices_step
+from .identity.step import identity_step
 from .infra_plan import infra_plan_step
 from .runner import Job
 from .scan.steps import import_scan, network_scan, scope_scan, segregation, selftest_scan, site_scan
@@ -30,10 +31,11 @@ SEGREGATION = Step("segregation", segregation, "segregation: probes between zone
 DEVICES = Step("devices", devices_step, "end-user device baseline audit (Ansible)", ("devices.*",))
 INFRA_PLAN = Step("infra-plan", infra_plan_step, "Azure tenancy and LOB systems: offline Pulumi plan, policy",
                   ("infra.policy.*",))
+IDENTITY = Step("identity", identity_step, "cloud MFA read back from the Entra ID export", ("identity.*",))
 CE_CONFIG = Step("ce-config", ce_config_step, "Cyber Essentials configuration declared in the estate", ("ce.*",))
 PATCH = Step("patch", patch_step, "patch compliance (14-day rule, unsupported OS and software)", ("patch.*",))
 
-ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, INFRA_PLAN, CE_CONFIG, PATCH),
+ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, INFRA_PLAN, IDENTITY, CE_CONFIG, PATCH),
              "the whole assessment", full_scope=True)
 
 SCAN_SCOPE = Job("scan", (Step("scope-scan", scope_scan, "scan of an authorised scope", DRIFT_CHECKS),),

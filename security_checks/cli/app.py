@@ -131,6 +131,11 @@ def assess(
         help="Advisory feed (JSON) for patch compliance, built offline from the Debian Security Tracker and "
              "vendor bulletins. Default: the one the estate declares (organisation.advisory_feed); with none, "
              "installed versions are not matched and the run says so."),
+    entra_export: Path | None = typer.Option(
+        None, "--entra-export", envvar="ESTATE_ENTRA_EXPORT",
+        help="Directory of Microsoft Graph JSON exports of the Entra ID tenant (conditional access policies, MFA "
+             "registration) for the identity step. Default: the one the estate declares (azure.entra_export); with "
+             "none, cloud MFA is not read from the tenant and the run says so."),
     stack: str = typer.Option("demo", "--stack", help="Pulumi stack whose configuration the infra-plan step uses."),
     wait: WaitOpt = 0.0,
     report: bool = typer.Option(True, "--report/--no-report", help="Write the report site after the run."),
@@ -161,8 +166,21 @@ def assess(
             load_feed(feed)
         except FeedError as exc:
             usage_error(f"{'--advisory-feed' if advisory_feed else 'organisation.advisory_feed'}: {exc}")
+    declared_export = loaded.estate.azure.entra_export
+    export = entra_export or (loaded.root / declared_export if declared_export else None)
+    if export is not None:
+        # A broken export is bad input too: refused before the run opens, so nothing is stored.
+        from rich.markup import escape
+
+        from ..identity.export import ExportError, load_export
+
+        try:
+            load_export(export, loaded.estate.azure.tenant_id)
+        except ExportError as exc:
+            usage_error(f"{'--entra-export' if entra_export else 'azure.entra_export'}: {escape(str(exc))}")
     started = time.monotonic()
-    outcome = run_job(ASSESS, loaded, home, options={"advisory_feed": advisory_feed, "stack": stack},
+    outcome = run_job(ASSESS, loaded, home, options={"advisory_feed": advisory_feed, "entra_export": entra_export,
+                                                      "stack": stack},
                       selection=sel, harness=lab_harness(loaded, namespaces="build"), wait=wait,
                       quiet=format is Format.JSON)
     run = outcome.run

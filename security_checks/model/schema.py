@@ -201,6 +201,14 @@ class Budget(Strict):
     contact_emails: list[str]
 
 
+class BreakGlassAccount(Strict):
+    """An emergency-access account conditional access may leave out on purpose (Microsoft advises two)."""
+
+    account: str = Field(description="user principal name or Entra object id")
+    reason: str = Field(min_length=10, description="why it is excluded: who holds its credential, how its use is "
+                                                   "alerted")
+
+
 class Azure(Strict):
     tenant_id: str
     primary_region: Literal["uksouth", "ukwest"] = "uksouth"
@@ -213,6 +221,13 @@ class Azure(Strict):
     budgets: list[Budget] = []
     log_retention_days: int = Field(365, ge=30, le=730)
     evidence_retention_days: int = Field(2555, ge=1, description="seven years by default")
+    break_glass_accounts: list[BreakGlassAccount] = Field(
+        [], max_length=4, description="the only accounts the MFA and legacy-authentication policies may exclude; "
+                                      "any other exclusion is a finding")
+    entra_export: str | None = Field(
+        None, description="directory of Microsoft Graph JSON exports of the tenant (conditional access policies, "
+                          "MFA registration), relative to the estate directory; the identity step judges MFA from "
+                          "it (--entra-export overrides)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,6 +438,14 @@ class LobSystem(Strict):
     reachable_from: list[Slug] = Field([], description="zones allowed to reach the ports")
     saas_fqdns: list[str] = Field([], description="SaaS: names that need DNS and conditional access")
     mfa_enforced: bool = Field(True, description="MFA for every user, where the service offers it")
+    sign_in: Literal["entra", "own"] = Field(
+        "entra", description="entra: users sign in through Entra ID, so conditional access applies; own: the "
+                             "service's own accounts")
+    sign_in_mfa: str = Field("", description="sign_in own: how the service enforces MFA for every user (the setting, "
+                                             "who checked it, when)")
+    entra_app_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$")] | None = \
+        Field(None, description="sign_in entra: the enterprise application's appId (lower-case GUID), so an "
+                                "exclusion of it from the MFA policy is seen")
     subscription: Slug | None = Field(None, description="landing-zone subscription; corp by default")
     public_ip: bool = Field(False, description="IaaS: give each VM a public IP (the infra policy refuses it in corp)")
 
