@@ -33,8 +33,9 @@ INFRA = {f"infra.policy.{c}" for c in (
 OWN = {"patch.security_update_overdue", "patch.security_update_pending", "patch.up_to_date", "patch.unsupported_os",
        "patch.unsupported_software", "patch.advisory_feed_stale", "ce.cloud_mfa", "ce.firewall_default_deny",
        "ce.firewall_admin_interface", "ce.firewall_rule_review"}
-KNOWN = SCAN | DEVICES | INFRA | OWN
-
+IDENTITY = {f"identity.{c}" for c in ("mfa_all_users", "mfa_exclusion", "legacy_auth_blocked", "admin_mfa_registration",
+                                       "user_mfa_registration", "lob_sign_in")}
+KNOWN = SCAN | DEVICES | INFRA | OWN | IDENTITY
 
 
 def test_every_catalogue_names_only_known_checks_and_unique_ids() -> None:
