@@ -71,7 +71,13 @@ def test_plan_names_each_planted_violation_and_exits_1_under_pulumi_mocks(tmp_pa
                                              "infra.policy.no_public_ip_corp"}
     assert all(f.details["estate_file"] == str(lob_file) for f in failing)
     plan = json.loads((store.evidence_dir(run.id) / "infra-plan" / "plan.json").read_text())
-    assert len(plan["violations"]) == len(failing)
+    # One finding per planted fault, on the system at fault, listing every resource it shows on.
+    assert sorted((f.check_id, f.asset) for f in failing) == [
+        ("infra.policy.allowed_locations", "lob:planning"), ("infra.policy.no_public_ip_corp", "lob:revs-benefits"),
+        ("infra.policy.required_tags", "lob:intranet")]
+    listed = sorted((f.check_id, r["urn"], r["message"]) for f in failing for r in f.details["resources"])
+    assert listed == sorted({(v["check_id"], v["urn"], v["message"]) for v in plan["violations"]})
+    assert len(plan["violations"]) > len(failing)
     assert all(f.evidence and f.evidence[0].path == "infra-plan/plan.json" for f in findings)
 
 

@@ -70,43 +70,66 @@ def _plan_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 # ---- the document to findings (no plan needed) -------------------------------------------------------
 
+LOBS = DEMO / "lob_systems.yaml"
 
+
+def _line(text: str) -> int:
+    return next(i for i, line in enumerate(LOBS.read_text().splitlines(), 1) if text in line)
+
+
+def _violation(check_id: str, type_: str, name: str, message: str, line: int | None) -> dict[str, Any]:
+    return {"check_id": check_id, "resource_type": f"azure-native:{type_}", "resource": name, "urn": f"urn:{name}",
+            "message": message, "estate_file": str(LOBS) if line else None, "estate_line": line}
+
+
+INTRANET, PLANNING = _line("name: intranet,"), _line("name: planning,")
+TAGS = "missing required tag(s): cost-centre"
+VIOLATIONS = [
+    _violation("infra.policy.required_tags", "keyvault:Vault", "intranet-kv", TAGS, INTRANET),
+    # The same violation twice (a rule may see a resource twice): listed once.
+    _violation("infra.policy.required_tags", "keyvault:Vault", "intranet-kv", TAGS, INTRANET),
+    _violation("infra.policy.required_tags", "network:VirtualNetwork", "intranet-vnet", TAGS, INTRANET),
+    _violation("infra.policy.allowed_locations", "network:VirtualNetwork", "planning-vnet",
+               "location 'westeurope' is outside the UK regions", PLANNING),
+    # No estate origin and no system tag: the tenancy's.
+    _violation("infra.policy.allowed_locations", "network:VirtualNetwork", "stray-vnet",
+               "location 'westeurope' is outside the UK regions", None),
+]
+SYSTEMS = {"intranet-kv": "intranet", "intranet-vnet": "intranet", "planning-vnet": "planning"}
 DOC: dict[str, Any] = {
-    "stack": "demo", "resource_count": 3, "counts": {}, "resources": [],
-    "violations": [
-        {"check_id": "infra.policy.required_tags", "resource_type": "azure-native:keyvault:Vault",
-         "resource": "kv-a", "urn": "urn:a", "message": "missing required tag(s): system",
-         "estate_file": "/e/lob_systems.yaml", "estate_line": 7},
-        # The same violation twice (a rule may see a resource twice): one finding.
-        {"check_id": "infra.policy.required_tags", "resource_type": "azure-native:keyvault:Vault",
-         "resource": "kv-a", "urn": "urn:a", "message": "missing required tag(s): system",
-         "estate_file": "/e/lob_systems.yaml", "estate_line": 7},
-        {"check_id": "infra.policy.allowed_locations", "resource_type": "azure-native:network:VirtualNetwork",
-         "resource": "vnet-b", "urn": "urn:b", "message": "location 'westeurope' is outside the UK regions",
-         "estate_file": None, "estate_line": None},
-    ],
+    "stack": "demo", "resource_count": 4, "counts": {},
+    "resources": [{"urn": f"urn:{n}", "type": "azure-native:x:Y", "name": n, "parent": None,
+                   "inputs": {"tags": {"system": s, "information-asset-owner": "tagged owner"}}}
+                  for n, s in SYSTEMS.items()],
+    "violations": VIOLATIONS,
     "rules": [{"check_id": "infra.policy.required_tags", "description": "tags"},
               {"check_id": "infra.policy.allowed_locations", "description": "UK only"},
               {"check_id": "infra.policy.subnet_nsg", "description": "Every subnet has a network security group"}],
 }
 
 
-def test_each_violation_is_a_failing_finding_on_its_resource_and_each_clean_rule_a_pass() -> None:
+def test_each_cause_is_one_failing_finding_on_its_system_and_each_clean_rule_a_pass() -> None:
     ref = EvidenceRef(path="infra-plan/plan.json")
-    findings = to_findings(DOC, ref)
+    findings = to_findings(DOC, load_estate(DEMO), ref)
     failing = [f for f in findings if f.status is Status.FAIL]
     assert [(f.check_id, f.asset) for f in failing] == [
-        ("infra.policy.required_tags", "azure:keyvault:Vault/kv-a"),
-        ("infra.policy.allowed_locations", "azure:network:VirtualNetwork/vnet-b")]
-    tags = failing[0]
-    assert tags.key == "missing required tag(s): system"
-    assert tags.observed == "missing required tag(s): system (from /e/lob_systems.yaml:7)"
-    assert tags.details == {"urn": "urn:a", "resource_type": "azure-native:keyvault:Vault", "stack": "demo",
-                            "estate_file": "/e/lob_systems.yaml", "estate_line": 7}
-    assert "estate_file" not in failing[1].details
+        ("infra.policy.allowed_locations", "lob:planning"),
+        ("infra.policy.allowed_locations", "tenancy:hdc"),
+        ("infra.policy.required_tags", "lob:intranet")]
+    tags = failing[2]
+    assert tags.key == ""       # the whole LOB entry: its id is (check, system)
+    assert tags.observed == (f"{TAGS} - 2 planned resource(s): intranet-kv, intranet-vnet (from {LOBS}:{INTRANET})")
+    assert tags.details["estate_file"] == str(LOBS) and tags.details["estate_line"] == INTRANET
+    # The estate's owner (the information asset owner), not a tag's copy of it.
+    assert tags.details["owner"] == "Head of Communications" and tags.details["lob"] == "intranet"
+    assert [(r["resource"], r["asset"], r["urn"]) for r in tags.details["resources"]] == [
+        ("intranet-kv", "azure:keyvault:Vault/intranet-kv", "urn:intranet-kv"),
+        ("intranet-vnet", "azure:network:VirtualNetwork/intranet-vnet", "urn:intranet-vnet")]
+    stray = failing[1]
+    assert "estate_file" not in stray.details and "(from " not in stray.observed
     (passing,) = [f for f in findings if f.status is Status.PASS]
     assert (passing.check_id, passing.asset) == ("infra.policy.subnet_nsg", "infra-plan:demo")
-    assert passing.observed == "no violation in 3 planned resources"
+    assert passing.observed == "no violation in 4 planned resources"
     assert passing.expected == "Every subnet has a network security group"
     assert all(f.evidence == [ref] for f in findings)
 
