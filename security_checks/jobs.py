@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .compliance.hygiene import hygiene_step
 from .compliance.steps import ce_config_step, patch_step
 from .devices.step import devices_step
 from .identity.step import identity_step
@@ -33,9 +34,13 @@ INFRA_PLAN = Step("infra-plan", infra_plan_step, "Azure tenancy and LOB systems:
                   ("infra.policy.*",))
 IDENTITY = Step("identity", identity_step, "cloud MFA read back from the Entra ID export", ("identity.*",))
 CE_CONFIG = Step("ce-config", ce_config_step, "Cyber Essentials configuration declared in the estate", ("ce.*",))
+# Separate from ce-config: these judge the estate's own records (waivers, the address plan), not a
+# Cyber Essentials control, and evidence no requirement.
+HYGIENE = Step("estate-hygiene", hygiene_step, "the estate's own hygiene: overlapping ranges, waivers",
+               ("estate.*",))
 PATCH = Step("patch", patch_step, "patch compliance (14-day rule, unsupported OS and software)", ("patch.*",))
 
-ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, INFRA_PLAN, IDENTITY, CE_CONFIG, PATCH),
+ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, INFRA_PLAN, IDENTITY, CE_CONFIG, HYGIENE, PATCH),
              "the whole assessment", full_scope=True)
 
 SCAN_SCOPE = Job("scan", (Step("scope-scan", scope_scan, "scan of an authorised scope", DRIFT_CHECKS),),

@@ -151,7 +151,8 @@ def assess(
     from ..jobs import ASSESS
     from ..runner import Selection, validate_selection
 
-    loaded = load_or_exit(estate)
+    # Overlapping ranges are findings of the run (estate-hygiene), not a reason to refuse it.
+    loaded = load_or_exit(estate, policy=False)
     sel = Selection(only=tuple(only), skip=tuple(skip), checks=tuple(check), exclude_checks=tuple(exclude_check))
     problems = validate_selection(ASSESS, sel)
     if problems:

@@ -62,7 +62,7 @@ def seal(
     with writing(home, "estate evidence seal", wait):
         store = open_store(home)
         info = run_or_exit(store, run, home)
-        loaded = load_or_exit(estate)
+        loaded = load_or_exit(estate, policy=False)   # the run's estate: overlaps are its findings
         dest = out or home / "bundles"
         try:
             bundle = do_seal(store, info.id, dest, loaded, keys_dir=home / "keys", tsa_url=tsa_url, tsa_ca=tsa_ca)

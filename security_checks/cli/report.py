@@ -45,7 +45,7 @@ def report(
     """
     from ..report import write_reports
 
-    loaded = load_or_exit(estate)
+    loaded = load_or_exit(estate, policy=False)   # a run's estate: its overlaps are findings, not refusals
     out_dir = out or Path("out") / "report"
     with open_store(home) as store:
         info = run_or_exit(store, run, home)

@@ -1,20 +1,65 @@
 """Rules that need the whole estate: references between sections, duplicates and overlaps.
 
-Two kinds of problem. Reference problems (a name that points nowhere, a duplicate) make the model
-meaningless, so every command refuses such an estate. Policy problems (overlapping address
-ranges) describe an estate that can be read but must not be built: `estate validate` reports both,
-and the infrastructure plan reports the policy kind as policy violations (exit 1), as its policy
-pack would on a real preview.
+Two kinds of problem. Reference problems (a name that points nowhere, a duplicate, an attestation
+that cannot be relied on) make the model meaningless, so every command refuses such an estate.
+Policy problems (overlapping address ranges) describe an estate that can be read but must not be
+built: `estate validate` reports both; the infrastructure plan reports the policy kind as policy
+violations (exit 1), as its policy pack would on a real preview, and an assessment as findings of
+its `estate-hygiene` step (`address_overlaps` is the one list both read).
+
+An attestation is refused when it names a requirement the control catalogue does not have, is
+dated after today, or cites evidence that is not a file inside the estate directory: a verdict
+must never rest on a statement nobody could have made yet, about nothing, or on nothing.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+import yaml
 
 from .located import LoadedEstate, Path_, Problem, field_name
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# The control catalogue's YAML files. Read here as data, by path: the catalogue package imports the
+# model (its matrix reads attestations), so importing it from the model would be a cycle, and the
+# model imports no engine code.
+CATALOGUE_DIR = Path(__file__).resolve().parents[1] / "catalogue"
+
+
+@cache
+def requirement_refs(directory: Path = CATALOGUE_DIR) -> frozenset[str]:
+    """Every requirement reference (`<prefix>:<id>`, e.g. CE3.3:FW-3) in the catalogue files."""
+    refs: set[str] = set()
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        prefix = data.get("prefix")
+        refs.update(f"{prefix}:{req['id']}" for req in data.get("requirements") or []
+                    if isinstance(req, dict) and "id" in req)
+    return frozenset(refs)
+
+
+@dataclass(frozen=True)
+class AddressRange:
+    what: str      # as people read it: "site depot", "hub address space", "VLAN guest"
+    network: Net
+    path: Path_    # where the estate declares it
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Two declared ranges that overlap; `later` is where `estate validate` reports it."""
+
+    earlier: AddressRange
+    later: AddressRange
+    message: str
 
 
 def _within(inner: Net, outer: Net) -> bool:
@@ -35,8 +80,9 @@ def _dupes(items: Iterable[tuple[str, Path_]], what: str, loaded: LoadedEstate) 
     return out
 
 
-def cross_reference(loaded: LoadedEstate) -> list[Problem]:
+def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Problem]:
     e = loaded.estate
+    today = today or date.today()
     problems: list[Problem] = []
 
     def bad(path: Path_, message: str, policy: bool = False) -> None:
@@ -82,35 +128,11 @@ def cross_reference(loaded: LoadedEstate) -> list[Problem]:
                 bad((*p, "vlans", vi, "cidr"), f"{vlan.cidr} is outside the site's ranges {site.ranges}")
             if vlan.gateway and ipaddress.ip_address(vlan.gateway) not in vlan.network:
                 bad((*p, "vlans", vi, "gateway"), f"{vlan.gateway} is not inside {vlan.cidr}")
-        for a in range(len(site.vlans)):
-            for b in range(a + 1, len(site.vlans)):
-                if site.vlans[a].network.overlaps(site.vlans[b].network):
-                    bad((*p, "vlans", b, "cidr"),
-                        f"{site.vlans[b].cidr} overlaps VLAN {site.vlans[a].name} ({site.vlans[a].cidr})",
-                        policy=True)
 
-    # --- address plan: sites, hubs and spokes must not overlap ---------------------------------
-    spaces: list[tuple[Net, str, Path_]] = []
-    for si, site in enumerate(e.sites):
-        for ri, r in enumerate(site.ranges):
-            spaces.append((ipaddress.ip_network(r), f"site {site.name}", ("sites", si, "ranges", ri)))
-    conn = e.azure.connectivity
-    for attr in ("hub_address_space", "secondary_hub_address_space", "dns_resolver_address_space",
-                 "identity_address_space"):
-        value = getattr(conn, attr)
-        if value:
-            spaces.append((ipaddress.ip_network(value), attr.replace("_", " "),
-                           ("azure", "connectivity", attr)))
-    for li, lob in enumerate(e.lob_systems):
-        if lob.address_space:
-            spaces.append((ipaddress.ip_network(lob.address_space), f"LOB system {lob.name}",
-                           ("lob_systems", li, "address_space")))
-    for a in range(len(spaces)):
-        for b in range(a + 1, len(spaces)):
-            na, wa, _ = spaces[a]
-            nb, _, pb = spaces[b]
-            if na.version == nb.version and na.overlaps(nb):
-                bad(pb, f"{nb} overlaps {wa} ({na})", policy=True)
+    # --- address plan: VLANs within a site; sites, hubs and spokes must not overlap -------------
+    for overlap in address_overlaps(loaded):
+        bad(overlap.later.path, overlap.message, policy=True)
+    spaces = _address_spaces(loaded)
 
     # --- Wi-Fi ----------------------------------------------------------------------------------
     for i, ssid in enumerate(e.ssids):
@@ -201,12 +223,12 @@ def cross_reference(loaded: LoadedEstate) -> list[Problem]:
         if dh.role == "selftest":
             if not addr.is_loopback:
                 bad((*p, "address"), "selftest hosts live on loopback")
-        elif not any(addr in n for n, _, _ in spaces) and not any(
+        elif not any(addr in r.network for r in spaces) and not any(
                 addr in ipaddress.ip_network(c) for s in e.scan_scopes if s.lab for c in s.cidrs):
             bad((*p, "address"), f"{addr} is outside the estate's address ranges")
 
     # --- scan scopes: inside the estate, exclusions inside the scope ------------------------------
-    estate_nets = [n for n, _, _ in spaces]
+    estate_nets = [r.network for r in spaces]
     loopback = ipaddress.ip_network("127.0.0.0/8")
     for i, scope in enumerate(e.scan_scopes):
         p = ("scan_scopes", i)
@@ -225,4 +247,69 @@ def cross_reference(loaded: LoadedEstate) -> list[Problem]:
                 bad((*p, "exclusions", j), f"{ex} is not inside the scope's cidrs")
         if scope.expires and scope.expires < scope.authorised_on:
             bad((*p, "expires"), "expires before it was authorised")
+
+    # --- attestations: a real requirement, already made, resting on evidence that is there --------
+    refs = requirement_refs()
+    root = os.path.realpath(loaded.root)
+    for i, att in enumerate(e.attestations):
+        p = ("attestations", i)
+        if att.requirement not in refs:
+            prefix = att.requirement.partition(":")[0]
+            known = sorted({r.partition(":")[0] for r in refs})
+            hint = (f"the catalogue has no requirement {att.requirement.partition(':')[2]!r} under {prefix}"
+                    if prefix in known else f"catalogue prefixes are {', '.join(known)}")
+            bad((*p, "requirement"), f"unknown requirement {att.requirement!r} ({hint})")
+        if att.attested_on > today:
+            bad((*p, "attested_on"), f"{att.attested_on.isoformat()} is in the future (today is "
+                                     f"{today.isoformat()}): an attestation records a statement already made")
+        if att.expires is not None and att.expires < att.attested_on:
+            bad((*p, "expires"), "expires before it was attested")
+        for j, ev in enumerate(att.evidence):
+            target = os.path.realpath(os.path.join(root, ev))
+            if os.path.commonpath([root, target]) != root:
+                bad((*p, "evidence", j), f"{ev!r} is outside the estate directory: evidence is kept with the estate")
+            elif not os.path.isfile(target):
+                bad((*p, "evidence", j), f"no file {ev!r} in the estate directory {loaded.root}")
     return problems
+
+
+def _address_spaces(loaded: LoadedEstate) -> list[AddressRange]:
+    """Every range the address plan gives out: sites' summary ranges, the hubs', the LOB spokes'."""
+    e = loaded.estate
+    spaces: list[AddressRange] = []
+    for si, site in enumerate(e.sites):
+        for ri, r in enumerate(site.ranges):
+            spaces.append(AddressRange(f"site {site.name}", ipaddress.ip_network(r), ("sites", si, "ranges", ri)))
+    conn = e.azure.connectivity
+    for attr in ("hub_address_space", "secondary_hub_address_space", "dns_resolver_address_space",
+                 "identity_address_space"):
+        value = getattr(conn, attr)
+        if value:
+            spaces.append(AddressRange(attr.replace("_", " "), ipaddress.ip_network(value),
+                                       ("azure", "connectivity", attr)))
+    for li, lob in enumerate(e.lob_systems):
+        if lob.address_space:
+            spaces.append(AddressRange(f"LOB system {lob.name}", ipaddress.ip_network(lob.address_space),
+                                       ("lob_systems", li, "address_space")))
+    return spaces
+
+
+def address_overlaps(loaded: LoadedEstate) -> list[Overlap]:
+    """Overlapping VLANs within a site, and overlapping ranges of the address plan (the policy problems)."""
+    out: list[Overlap] = []
+    for si, site in enumerate(loaded.estate.sites):
+        vlans = [AddressRange(f"VLAN {v.name}", v.network, ("sites", si, "vlans", vi, "cidr"))
+                 for vi, v in enumerate(site.vlans)]
+        for a in range(len(vlans)):
+            for b in range(a + 1, len(vlans)):
+                na, nb = vlans[a].network, vlans[b].network
+                if na.version == nb.version and na.overlaps(nb):
+                    out.append(Overlap(vlans[a], vlans[b],
+                                       f"{vlans[b].network} overlaps {vlans[a].what} ({vlans[a].network})"))
+    spaces = _address_spaces(loaded)
+    for a in range(len(spaces)):
+        for b in range(a + 1, len(spaces)):
+            na, nb = spaces[a].network, spaces[b].network
+            if na.version == nb.version and na.overlaps(nb):
+                out.append(Overlap(spaces[a], spaces[b], f"{nb} overlaps {spaces[a].what} ({na})"))
+    return out

@@ -98,6 +98,9 @@ class Organisation(Strict):
     remediation_timescales: RemediationTimescales | None = Field(
         None, description="RAP target dates; default: 14 days for critical and high (Cyber Essentials v3.3), "
                           "30 medium, 90 low, 180 info")
+    max_waiver_months: int = Field(
+        12, ge=1, le=60, description="longest a waiver may run from approved_on to expires; a longer one is "
+                                     "reported by the estate-hygiene step (estate.waiver_period_too_long)")
 
     @property
     def public_sector_network(self) -> str:
