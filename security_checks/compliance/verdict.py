@@ -40,7 +40,10 @@ def _reasons(results: list[RequirementResult], unverifiable: list[str]) -> tuple
     reasons = []
     auto = False
     for r in results:
-        if r.status is RequirementStatus.NOT_MET:
+        if r.ref in unverifiable:
+            # In its place in the list, not after it: an attestation that cannot be checked counts for nothing.
+            reasons.append(f"{r.ref}: attestation does not count: its evidence is missing from the estate directory")
+        elif r.status is RequirementStatus.NOT_MET:
             auto = auto or r.requirement.auto_fail
             reasons.append(f"{r.ref}{' (auto-fail)' if r.requirement.auto_fail else ''} not met: {r.reason}")
         elif r.status is RequirementStatus.RISK_ACCEPTED:
@@ -53,7 +56,6 @@ def _reasons(results: list[RequirementResult], unverifiable: list[str]) -> tuple
                            f"{r.reason.removeprefix('declared, not verified: ')}")
         elif r.status is RequirementStatus.NOT_ASSESSED:
             reasons.append(f"{r.ref}{' (auto-fail)' if r.requirement.auto_fail else ''} not assessed: {r.reason}")
-    reasons += [f"{ref}: attestation cites evidence missing from the estate directory" for ref in unverifiable]
     if auto:
         return AUTO_FAIL, reasons
     return (NOT_READY, reasons) if reasons else (READY, ["every requirement is met or attested"])
@@ -80,6 +82,9 @@ def framework_verdict(fw: Framework, findings: list[Finding], estate: Estate, on
         reason = r.reason
         if r.status is RequirementStatus.MANUAL and r.attestation is None and r.ref in expired:
             reason = f"attestation expired on {expired[r.ref].expires}; awaiting a new one"
+        if att and att["missing_evidence"]:
+            reason = (f"attested by {att['attested_by']} on {att['attested_on']}, but it does not count: evidence "
+                      f"missing from the estate directory ({', '.join(att['missing_evidence'])})")
         req = r.requirement
         rows.append(RequirementRow(
             ref=r.ref, id=req.id, control=req.control, title=req.title, requirement=req.requirement.strip(),

@@ -111,8 +111,8 @@ def test_ready_only_when_every_requirement_is_met_or_attested() -> None:
     estate.attestations[0].evidence = ["attestations/no-such-file.pdf"]
     doc = assess(estate, passing, TODAY, estate_dir=Path(__file__).resolve().parents[2] / "inventory" / "demo")
     assert doc["verdict"] == NOT_READY
-    assert doc["reasons"] == [f"{estate.attestations[0].requirement}: attestation cites evidence missing from the "
-                              "estate directory"]
+    assert doc["reasons"] == [f"{estate.attestations[0].requirement}: attestation does not count: its evidence is "
+                              "missing from the estate directory"]
     estate.attestations[0].evidence = []
     # An accepted risk is not compliance.
     fail = make_finding("ce.firewall_rule_review", "firewall:fw-civic", Status.FAIL, key="CIV-001")

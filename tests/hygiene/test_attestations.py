@@ -126,7 +126,9 @@ def test_valid_expired_and_unevidenced_attestations_read_the_same_in_the_cli_the
 
     valid, expired, missing = "CE3.3:UAC-1", "CE3.3:UAC-4", "CE3.3:UAC-8"
     assert rows[missing]["attestation"]["missing_evidence"] == ["attestations/password-guidance.md"]
-    assert "attestation cites evidence missing" in " ".join(json.loads(ce.stdout)["reasons"])
+    assert f"{missing}: attestation does not count" in " ".join(json.loads(ce.stdout)["reasons"])
+    # The CLI's row says it too, not "attested" as if it counted.
+    assert "does not count: evidence missing" in rows[missing]["reason"]
     # The CLI prints the same rows' reasons; the site and the PDF say besides why one does not count.
     assert rows[valid]["reason"].startswith("attested by Aisha Okafor")
     assert rows[expired]["reason"] == "attestation expired on 2026-09-30; awaiting a new one"

@@ -152,3 +152,19 @@ def test_the_step_is_part_of_the_assessment_and_its_checks_are_one_hop_away() ->
         assert d["emitted_by"] == ["security_checks/compliance/hygiene.py"]
         assert d["steps"] == ["assess/estate-hygiene"]
         assert d["evidence_kind"] == "declared" and d["requirements"] == []
+
+
+def test_a_waiver_cannot_accept_the_finding_about_itself() -> None:
+    from datetime import date
+
+    from security_checks.checks import make_finding
+    from security_checks.findings import Status
+    from security_checks.model.schema import Waiver
+    from security_checks.waivers import apply_waivers
+
+    everything = Waiver(check="*", justification="Accept everything for the audit week.", approved_by="SIRO",
+                        approved_on=date(2026, 11, 1), expires=date(2027, 1, 1))
+    own = make_finding("estate.waiver_matches_everything", "waiver:*@*", Status.FAIL)
+    other = make_finding("scan.plaintext_protocol", "host:x", Status.FAIL, key="tcp/23")
+    apply_waivers([own, other], [everything], date(2026, 12, 1))
+    assert other.accepted and not own.accepted
