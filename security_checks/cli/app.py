@@ -15,7 +15,7 @@ from .. import __version__
 from ..findings import Finding
 from ..model.loader import LoadedEstate
 from ..store import StoreError
-from . import check, devices, evidence, history, infra, lab, report, scan, serve, store
+from . import advisories, check, devices, evidence, history, infra, lab, report, scan, serve, store
 from .common import (
     DEFAULT_HOME,
     DEMO_ESTATE,
@@ -63,7 +63,7 @@ app.add_typer(devices.app, name="devices")
 app.add_typer(check.app, name="check")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(store.app, name="store")
-app.add_typer(__import__(f"{__package__}.advisories", fromlist=["app"]).app, name="advisories")
+app.add_typer(advisories.app, name="advisories")
 app.command(name="checks")(history.checks)
 
 
@@ -140,8 +140,10 @@ def assess(
     wait: WaitOpt = 0.0,
     report: bool = typer.Option(True, "--report/--no-report", help="Write the report site after the run."),
 ) -> None:
-    """Run the whole assessment: scans, device audit, infrastructure plan, patch and configuration
-    checks; store the run whole; write the report.
+    """Run the whole assessment, store the run whole, write the report.
+
+    Scans, the device audit, the offline infrastructure plan, cloud MFA from the Entra export,
+    the declared configuration and estate hygiene, and patch compliance: each a step of one run.
 
     Steps that cannot run here (lab scans when not root, say) are skipped with the reason, which the
     run and its report record as plainly as the steps that ran. With --only, --skip, --check or
