@@ -173,7 +173,7 @@ class Populations:
 
 
 def coverage(applies_to: str, evidence: list[Finding], pops: Populations) -> Coverage:
-    """How much of the population passing evidence covers, by kind of evidence."""
+    """How much of the population the evidence examined, by kind of evidence."""
     weights = pops.weights(applies_to)
     observed: set[str] = set()
     declared: set[str] = set()
@@ -183,7 +183,9 @@ def coverage(applies_to: str, evidence: list[Finding], pops: Populations) -> Cov
         members = pops.members(f, applies_to) & weights.keys()
         if not members:
             continue
-        if f.status.value == "pass":
+        if f.status.value in ("pass", "fail"):
+            # A failing observation examined its member too: coverage says what was looked at; whether
+            # it passed is the status's business (a failure makes the requirement not met anyway).
             checks.add(f.check_id)
             (observed if f.evidence_kind is EvidenceKind.OBSERVED else declared).update(members)
         elif f.status.value in ("not_assessed", "error"):

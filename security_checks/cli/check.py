@@ -139,8 +139,8 @@ def _print_ce(doc: dict[str, Any]) -> None:
         style = _STATUS_STYLE.get(r["status"], "")
         label = f"{r['ref']}{' [red](auto-fail)[/]' if r['auto_fail'] else ''} {r['title']}"
         cov = r.get("coverage") or {}
-        examined = (f"{cov['observed']}{'+' + str(cov['declared']) + ' declared' if cov.get('declared') else ''}"
-                    f" of {cov['total']} {cov['label']}") if cov.get("total") else ""
+        declared = f" + {cov['declared']:,} declared" if cov.get("declared") else ""
+        examined = f"{cov['observed']:,}{declared} of {cov['total']:,} {cov['label']}" if cov.get("total") else ""
         status = "declared, not verified" if r["status"] == "declared" else r["status"]
         table.add_row(label, f"[{style}]{status}[/]", examined, r["reason"])
     err.print(table)
