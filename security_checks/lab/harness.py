@@ -26,7 +26,7 @@ from ..fsutil import umask
 from ..model.loader import LoadedEstate
 from ..scan.engine import Vantage
 from ..scan.vantage import SiteScanner
-from ..step import StepContext, StepResult
+from ..step import InputRefused, StepContext, StepResult
 from . import build as labbuild
 from .listeners import ListenerSpec, port_is_free, start
 from .topology import Lab, build_lab, load_faults
@@ -36,8 +36,8 @@ NAMESPACE_STEPS = frozenset({"network-scan", "segregation", "scope-scan", "site-
 ENDPOINT_STEPS = frozenset({"devices", "patch"})
 
 
-class LabUnavailable(Exception):
-    """The lab cannot serve this command (one line for the user)."""
+class LabUnavailable(InputRefused):
+    """The lab cannot serve this command (one line for the user, exit 2, nothing stored)."""
 
 
 def declares_lab(loaded: LoadedEstate) -> bool:
@@ -133,8 +133,10 @@ class LabHarness:
                 busy = [f"{s.address}:{s.port}" for s in specs if s.protocol == "tcp"
                         and not port_is_free(s.address, s.port)]
                 if busy:
-                    raise LabUnavailable(f"self-test ports already in use by another process: {', '.join(busy)}")
-                if specs:
+                    # Scanning them would judge another process's listeners: the self-test does not run.
+                    provisions["loopback_unavailable"] = f"self-test ports in use by another process: {', '.join(busy)}"
+                    notes.append(provisions["loopback_unavailable"])
+                elif specs:
                     stack.callback(start(specs).stop)
                     provisions["loopback_ports"] = sorted({s.port for s in specs if s.protocol == "tcp"})
                     provisions["loopback_addresses"] = sorted({s.address for s in specs})
@@ -146,10 +148,16 @@ class LabHarness:
                 else:
                     ctx.say("lab: bringing up the network namespaces" if self.namespaces == "build"
                             else "lab: using the running namespaces")
-                    lab, brought = stack.enter_context(
-                        lab_session(ctx.loaded, home, build=self.namespaces == "build"))
-                    provisions.update(provisions_of(lab, ctx.loaded, home))
-                    notes.append(f"lab namespaces {'built for this run' if brought else 'in use'}")
+                    try:
+                        lab, brought = stack.enter_context(
+                            lab_session(ctx.loaded, home, build=self.namespaces == "build"))
+                    except LabUnavailable as exc:
+                        if self.namespaces != "build":
+                            raise   # a lab scan command asked for the lab: refuse it, one line, exit 2
+                        notes.append(f"no lab namespaces: {exc}")   # assess: its lab steps say why they skip
+                    else:
+                        provisions.update(provisions_of(lab, ctx.loaded, home))
+                        notes.append(f"lab namespaces {'built for this run' if brought else 'in use'}")
             if self.endpoint and ctx.is_root and wants & ENDPOINT_STEPS and _lab_endpoints(ctx.loaded):
                 from ..compliance.advisories import load_feed
                 from .endpoint import EndpointError, ensure_lab_endpoint

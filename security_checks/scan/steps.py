@@ -34,6 +34,8 @@ def selftest_scan(ctx: StepContext) -> StepResult:
     scope = _loopback_scope(ctx)
     if scope is None:
         return StepResult(skipped="the estate has no loopback scan scope")
+    if ctx.provisions.get("loopback_unavailable"):
+        return StepResult(skipped=ctx.provisions["loopback_unavailable"])
     inside = [h for h in ctx.loaded.estate.declared_hosts if ipaddress.ip_address(h.address).is_loopback]
     tcp = {p.port for h in inside for p in h.ports if p.protocol == "tcp"}
     tcp |= {int(p) for p in ctx.provisions.get("loopback_ports", [])}

@@ -158,3 +158,19 @@ def test_scan_steps_say_why_they_did_not_run(loaded, tmp_path, monkeypatch):
     out = Runner(loaded, tmp_path / "h").run(Job("scan", (NETWORK, SEGREGATION), "test"))
     reasons = {s["name"]: s["summary"] for s in out.run.steps}
     assert "no scanner vantage" in reasons["network-scan"] and "no probe points" in reasons["segregation"]
+
+
+def test_a_busy_self_test_port_skips_the_self_test_instead_of_scanning_someone_elses_listener(tmp_path):
+    import socket
+
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        other.bind(("127.0.0.1", 18080))
+        other.listen()
+        result = CliRunner().invoke(app, ["assess", "--only", "selftest-scan", "--home", str(tmp_path / "h"),
+                                          "--no-report", "--format", "json", "--fail-on", "none"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout[result.stdout.index("{"):])
+    step = next(s for s in data["steps"] if s["name"] == "selftest-scan")
+    assert step["status"] == "skipped" and "127.0.0.1:18080" in step["summary"] and "in use" in step["summary"]
+    assert data["summary"]["fail"] == 0
