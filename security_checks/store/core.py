@@ -496,27 +496,23 @@ class Store:
             "SELECT id, status, check_id, asset, severity, data FROM findings WHERE run_id = ?", (run_id,))}
 
     def status_counts(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
-        ids = list(run_ids)
-        out: dict[str, dict[str, int]] = {r: {} for r in ids}
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk:chunk + 500]
-            marks = ",".join("?" * len(part))
-            for run_id, status, n in self.db.execute(
-                    f"SELECT run_id, status, COUNT(*) FROM findings WHERE run_id IN ({marks})"  # noqa: S608
-                    " GROUP BY run_id, status", part):
-                out[run_id][status] = n
-        return out
+        """run id -> {status: number of findings}."""
+        return self._counts(run_ids, "status", "")
 
     def failing_by_severity(self, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        """run id -> {severity: number of failing (fail or error) findings}."""
+        return self._counts(run_ids, "severity", " AND status IN ('fail', 'error')")
+
+    def _counts(self, run_ids: Iterable[str], column: str, where: str) -> dict[str, dict[str, int]]:
         ids = list(run_ids)
         out: dict[str, dict[str, int]] = {r: {} for r in ids}
-        if not ids:
-            return out
-        marks = ",".join("?" * len(ids))
-        for run_id, severity, n in self.db.execute(
-                f"SELECT run_id, severity, COUNT(*) FROM findings WHERE run_id IN ({marks})"  # noqa: S608
-                " AND status IN ('fail', 'error') GROUP BY run_id, severity", ids):
-            out[run_id][severity] = n
+        for chunk in range(0, len(ids), 500):   # SQLite's bound-parameter limit
+            part = ids[chunk:chunk + 500]
+            marks = ",".join("?" * len(part))
+            for run_id, value, n in self.db.execute(
+                    f"SELECT run_id, {column}, COUNT(*) FROM findings WHERE run_id IN ({marks}){where}"  # noqa: S608
+                    f" GROUP BY run_id, {column}", part):
+                out[run_id][value] = n
         return out
 
     def verdicts(self, run_id: str) -> list[FrameworkVerdict]:
