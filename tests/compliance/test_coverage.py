@@ -135,3 +135,30 @@ def test_declared_reads_the_same_in_the_cli_html_pdf_oscal_and_sarif(tmp_path: P
                          capture_output=True, text=True)
     doc = json.loads(cli.stdout)
     assert next(r for r in doc["requirements"] if r["id"] == "UAC-7")["status"] == "declared"
+
+
+@pytest.mark.slow
+def test_a_council_with_nothing_observed_has_nothing_met(tmp_path: Path) -> None:
+    """Glenmoray (tests/estates): no device Ansible reaches, 12 firewalls for 36 sites, cloud MFA only
+    declared, no Entra export, no advisory feed named. Nothing the run did not observe may be met."""
+    estate = Path(__file__).resolve().parents[1] / "estates" / "glenmoray"
+    home = tmp_path / "home"
+    binary = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "estate"
+    r = subprocess.run([str(binary), "assess", "--estate", str(estate), "--home", str(home), "--skip", "infra-plan",
+                        "--no-report", "--fail-on", "none", "--format", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    run = json.loads(r.stdout)["run"]
+    with Store(home) as store:
+        [ce33] = [v for v in store.verdicts(run) if v.framework == "cyber-essentials" and v.in_force]
+    rows = {x.id: x for x in ce33.requirements}
+    for x in ce33.requirements:
+        if x.checks and not x.manual:
+            assert x.coverage is not None, x.ref                           # every verdict shows its coverage
+        if x.status == "met":
+            assert x.coverage and x.coverage["observed"] == x.coverage["total"], x.ref
+    assert rows["SUM-4"].status == "not_assessed" and "no advisory feed" in rows["SUM-4"].reason
+    assert rows["FW-1"].status != "met" and rows["FW-1"].coverage["total"] == 36
+    assert rows["UAC-7"].status != "met"   # its telecare waiver makes it risk accepted; never met on a YAML flag
+    devices = [x for x in ce33.requirements if x.coverage and x.coverage["applies_to"] == "devices"]
+    assert devices and not any(x.status == "met" for x in devices)   # no device was reached
+    assert ce33.verdict != "ready"
