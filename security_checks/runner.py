@@ -107,10 +107,6 @@ class RunOutcome:
     data: dict[str, dict[str, Any]] = field(default_factory=dict)   # each step's command output
     recovered: list[str] = field(default_factory=list)
 
-    @property
-    def steps(self) -> list[dict[str, Any]]:
-        return self.run.steps
-
 
 def step_checks(step: Step) -> list[str]:
     return sorted(c for c in registry() if any(fnmatchcase(c, p) for p in step.checks))

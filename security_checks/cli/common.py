@@ -14,7 +14,8 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -68,30 +69,37 @@ WaitOpt = Annotated[float, typer.Option(
 EXIT_BUSY = 75  # EX_TEMPFAIL: the home is busy, nothing was done, try again
 
 
-@contextlib.contextmanager
-def writing(home: Path, command: str, wait: float = 0.0) -> Iterator[None]:
-    """Hold the home's writer lock for a command that writes; busy: one line and exit 75."""
-    from ..store.lock import LockBusy, writer_lock
-
+def wait_reporter() -> Callable[[str, float], None]:
+    """Say, at most every 5 seconds, who a command is waiting for (--wait)."""
     last = [0.0]
 
     def waiting(who: str, left: float) -> None:
-        import time
-
         if time.monotonic() - last[0] >= 5:
             last[0] = time.monotonic()
             err.print(f"waiting for {who} to finish ({left:.0f} s left of --wait)", soft_wrap=True, markup=False)
 
+    return waiting
+
+
+@contextlib.contextmanager
+def busy_exits() -> Iterator[None]:
+    """Another command holds the home's writer lock: one line naming it, exit 75."""
+    from ..store.lock import LockBusy
+
     try:
-        lock = writer_lock(home, command, wait=wait, on_wait=waiting)
-        lock.__enter__()
+        yield
     except LockBusy as exc:
         err.print(f"[bold red]busy:[/] {exc}", soft_wrap=True)
         raise typer.Exit(EXIT_BUSY) from None
-    try:
+
+
+@contextlib.contextmanager
+def writing(home: Path, command: str, wait: float = 0.0) -> Iterator[None]:
+    """Hold the home's writer lock for a command that writes; busy: one line and exit 75."""
+    from ..store.lock import writer_lock
+
+    with busy_exits(), writer_lock(home, command, wait=wait, on_wait=wait_reporter()):
         yield
-    finally:
-        lock.__exit__(None, None, None)
 
 
 def usage_error(message: str) -> NoReturn:
@@ -202,24 +210,11 @@ def run_job(job: Any, loaded: LoadedEstate, home: Path, *, options: dict[str, An
     from ..runner import Runner
     from ..step import InputRefused
     from ..store import StoreError
-    from ..store.lock import LockBusy
 
-    last = [0.0]
-
-    def waiting(who: str, left: float) -> None:
-        import time
-
-        if time.monotonic() - last[0] >= 5:
-            last[0] = time.monotonic()
-            err.print(f"waiting for {who} to finish ({left:.0f} s left of --wait)", soft_wrap=True, markup=False)
-
-    with Progress(quiet) as progress:
-        runner = Runner(loaded, home, say=progress.say, wait=wait, on_wait=waiting)
+    with Progress(quiet) as progress, busy_exits():
+        runner = Runner(loaded, home, say=progress.say, wait=wait, on_wait=wait_reporter())
         try:
             return runner.run(job, options=options, selection=selection, harness=harness, on_step=progress.step)
-        except LockBusy as exc:
-            err.print(f"[bold red]busy:[/] {exc}", soft_wrap=True)
-            raise typer.Exit(EXIT_BUSY) from None
         except (StoreError, InputRefused) as exc:
             usage_error(str(exc))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from .common import DEFAULT_HOME, EXIT_BUSY, Format, FormatOpt, HomeOpt, WaitOpt, emit_json, err, usage_error
+from .common import DEFAULT_HOME, Format, FormatOpt, HomeOpt, WaitOpt, emit_json, err, usage_error, writing
 
 app = typer.Typer(
     help=("The findings store under --home: its health, and recovery after a crash or a restored backup.\n\n"
@@ -90,7 +90,6 @@ def recover(home: HomeOpt = DEFAULT_HOME,
     the Remediation Action Plan is not replayed: the next full assessment re-derives it).
     """
     from ..store import Store, StoreError
-    from ..store.lock import LockBusy, writer_lock
 
     if adopt and quarantine:
         usage_error("--adopt and --quarantine: choose one")
@@ -98,7 +97,7 @@ def recover(home: HomeOpt = DEFAULT_HOME,
         usage_error(f"{home}: no store here")
     done: list[dict[str, str]] = []
     try:
-        with writer_lock(home, "estate store recover", wait=wait), Store(home, writer=True, recovering=True) as store:
+        with writing(home, "estate store recover", wait), Store(home, writer=True, recovering=True) as store:
             unknown = store.unknown_run_dirs()
             for run_id in unknown:
                 if adopt:
@@ -111,9 +110,6 @@ def recover(home: HomeOpt = DEFAULT_HOME,
                 else:
                     done.append({"run": run_id, "action": "found", "detail": "unknown to the database"})
             notes = list(store.recovered)
-    except LockBusy as exc:
-        err.print(f"[bold red]busy:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(EXIT_BUSY) from None
     except StoreError as exc:
         usage_error(str(exc))
     if format is Format.JSON:

@@ -152,6 +152,3 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
         counts["closed" if new_status == "closed" else "mitigated" if new_status == "mitigated" else "reopened"] += 1
     return RapUpdate(changes=changes, counts=counts)
 
-
-CSV_COLUMNS = ("finding_id", "title", "asset", "severity", "cvss_score", "cvss_vector", "owner", "action",
-               "target_date", "status", "acceptance", "opened_on", "retest_run", "retest_evidence", "history")

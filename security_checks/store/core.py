@@ -84,10 +84,6 @@ class RunInfo:
     rap_update: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def skipped_steps(self) -> list[dict[str, Any]]:
-        return [s for s in self.steps if s.get("status") == "skipped"]
-
-    @property
     def organisation(self) -> str:
         return str(self.context.get("organisation", ""))
 
@@ -462,11 +458,6 @@ class Store:
                                (run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)
                                ).fetchall()
         return _run_info(rows[0]) if len(rows) == 1 else None
-
-    def latest_with_verdict(self, framework: str) -> RunInfo | None:
-        row = self.db.execute("SELECT r.* FROM runs r JOIN verdicts v ON v.run_id = r.id WHERE v.framework = ?"
-                              " AND r.kind = 'assess' ORDER BY r.id DESC LIMIT 1", (framework,)).fetchone()
-        return _run_info(row) if row else None
 
     def previous_run(self, run: RunInfo, same_kind: bool = True) -> RunInfo | None:
         sql = "SELECT * FROM runs WHERE id < ?" + (" AND kind = ?" if same_kind else "") + " ORDER BY id DESC LIMIT 1"  # noqa: S608
