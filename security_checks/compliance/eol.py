@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from ..checks import make_finding
 from ..findings import Finding, Status
 from ..model.schema import Estate, Hosting
+from . import vendorver
 
 EOL_FILE = Path(__file__).resolve().parent / "data" / "eol.yaml"
 
@@ -39,13 +40,30 @@ class OsLife(BaseModel):
         return False, f"{self.name}: end of support {self.eol.isoformat()}{extra}"
 
 
+class ReleaseLine(BaseModel):
+    """One release line of a vendor product (FortiOS 7.0, OpenSSH 7) and its end of support."""
+    model_config = ConfigDict(extra="forbid")
+
+    prefix: str
+    eol: date
+
+    def holds(self, version: str) -> bool:
+        # "7.0" holds 7.0 and 7.0.15, not 7.01 or 7.10: the prefix ends at a component boundary.
+        v = vendorver.normalise(version)
+        return v == self.prefix or (v.startswith(self.prefix) and not v[len(self.prefix)].isdigit())
+
+
 class SoftwareLife(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
     debian_packages: list[str] = []
     windows_display_name: str | None = None
-    eol: date
+    cpe: str | None = None  # "vendor:product" as in the advisory feed's cpe ecosystem
+    # Without versions, `eol` is the end of the whole product; with them, each line has its own and
+    # `eol` may be left out (a product still supported, with old lines that are not).
+    eol: date | None = None
+    versions: list[ReleaseLine] = []
     source: str = ""
 
 
@@ -59,6 +77,21 @@ class EolData(BaseModel):
 @cache
 def load_eol(path: Path = EOL_FILE) -> EolData:
     return EolData.model_validate(yaml.safe_load(path.read_text()))
+
+
+def product_eol(eol: EolData, vendor_product: str, version: str) -> tuple[str, date] | None:
+    """(name, end of support) when this version of the product ("vendor:product") has one recorded,
+    else None: the longest matching release line wins, then the product's own date."""
+    wanted = vendor_product.lower()
+    for sw in eol.software:
+        if sw.cpe != wanted:
+            continue
+        lines = sorted((ln for ln in sw.versions if ln.holds(version)), key=lambda ln: -len(ln.prefix))
+        if lines:
+            return f"{sw.name} {lines[0].prefix}", lines[0].eol
+        if sw.eol is not None:
+            return sw.name, sw.eol
+    return None
 
 
 def unsupported_os_findings(estate: Estate, today: date, eol: EolData | None = None) -> list[Finding]:

@@ -66,6 +66,7 @@ The mapping file (YAML, kept by the council beside its estate; see `estate advis
       - {vendor: Microsoft, product: "Windows 11 Version 23H2 for x64-based Systems",
          ecosystem: windows-11, package: windows-11-23h2-x64}
       - {vendor: Fortinet, product: FortiOS, versions: "7.4.", ecosystem: fortios, package: fortios-7.4}
+      - {vendor: OpenBSD, product: OpenSSH, ecosystem: cpe, package: "openbsd:openssh"}
     `product` is the CSAF `product_name` branch (or the full product name where a product has no
     such branch), `vendor` the `vendor` branch (optional), compared without regard to case;
     `versions` (optional) a prefix the product's version, or every bound of its version range, must

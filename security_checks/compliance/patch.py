@@ -130,7 +130,7 @@ def _software_findings(h: HostPackages, estate: Estate, today: date, eol: EolDat
         if s.package:
             banned[s.package] = f"{s.name}: {s.reason} (estate unsupported_software)"
     for sw in eol.software:
-        if sw.eol < today:
+        if sw.eol is not None and sw.eol < today:
             for p in sw.debian_packages:
                 banned.setdefault(p, f"{sw.name}: end of life {sw.eol.isoformat()} ({sw.source})")
     found = sorted(p for p in h.packages if p in banned)
