@@ -81,14 +81,25 @@ def seal(
 
 
 @app.command(epilog=("Examples:\n\n  estate evidence verify      (the latest bundle in ESTATE_HOME/bundles)\n\n"
-                     "  estate evidence verify .estate/bundles/20261122T050512Z-3f9a\n\n"
-                     "  estate evidence verify --fingerprint 3b1f... /mnt/archive/20261122T050512Z-3f9a"))
+                     "  estate evidence verify --strict --trusted-keys trusted-keys.txt /mnt/archive/bundles\n\n"
+                     "  estate evidence verify --trust-fingerprint 3b1f... /mnt/archive/20261122T050512Z-3f9a\n\n"
+                     "A trusted-keys file (estate-trusted-keys/1) lists one key a line: its SHA-256 fingerprint "
+                     "(64 hex digits, as `openssl pkey -pubin -in signing-key.pub.pem -outform DER | sha256sum` "
+                     "prints it), then free text saying whose key it is; # starts a comment."))
 def verify(
-    bundles: list[Path] = typer.Argument(None, help="Bundle directories to check. Default: the latest bundle "
-                                         "in ESTATE_HOME/bundles."),
+    bundles: list[Path] = typer.Argument(None, help="Bundle directories to check (a directory of bundles checks "
+                                         "its newest). Default: the latest bundle in ESTATE_HOME/bundles."),
     home: HomeOpt = DEFAULT_HOME,
-    fingerprint: str | None = typer.Option(None, "--fingerprint", help="SHA-256 fingerprint of the key bundles "
-                                           "must be signed with (default: any key, reported)."),
+    trusted_keys: list[Path] = typer.Option([], "--trusted-keys", help="The trusted-keys file the security group "
+                                            "publishes (repeatable). Default: $ESTATE_TRUSTED_KEYS, else "
+                                            "ESTATE_HOME/trusted-keys.txt if it exists. The home's own keys are "
+                                            "always trusted."),
+    trust_fingerprint: list[str] = typer.Option([], "--trust-fingerprint", "--fingerprint",
+                                                help="Also trust this key (SHA-256 fingerprint), once you have "
+                                                "confirmed with the security group that it is theirs (repeatable)."),
+    strict: bool = typer.Option(False, "--strict", help="For auditors: nothing excused. The whole chain from "
+                                "bundle 1 must be there with no gap, the newest bundle in the directory is checked "
+                                "too, legacy bundles and unchecked timestamps fail."),
     chain: bool = typer.Option(True, "--chain/--no-chain", help="Also check the chain through earlier bundles "
                                "found beside each one, and every bundle in the same directory for forks and gaps."),
     allow_partial_chain: bool = typer.Option(False, "--allow-partial-chain", help="You were given only some of "
@@ -96,17 +107,31 @@ def verify(
                                              "the sequence numbers, is a note instead of a problem."),
     format: FormatOpt = Format.TEXT,
 ) -> None:
-    """Check bundles: every checksum, the signature, bundle.json, the timestamp and the chain.
+    """Check bundles: every checksum, the signature, the signer's key, bundle.json, the timestamp and the chain.
 
-    Any changed, missing or added file fails, naming the file. The chain is checked back from each
+    Any changed, missing or added file fails, naming the file. The signer's key fingerprint is
+    always printed and must be one the council trusts: this home's own key (or one it retired by
+    `estate evidence rotate-key`), a key in the trusted-keys file, a key named with
+    --trust-fingerprint, or a key announced by a key-rotation bundle in the chain that a trusted key
+    signed. A bundle re-signed with any other key fails. The chain is checked back from each
     bundle, and across every bundle in its directory: a bundle that names a previous bundle which
     is not there, a gap in the sequence numbers, or a fork (two bundles naming the same previous
-    bundle) fails. Exit 0 when every bundle verifies, 1 when any does not, 2 when a path is not a
-    directory.
+    bundle) fails. Exit 0 when every bundle verifies, 1 when any does not, 2 on bad usage (a path
+    that is not a directory, an unreadable trusted-keys file).
     """
-    from ..evidence.bundle import latest_bundle
-    from ..evidence.bundle import verify as do_verify
+    import os
 
+    from ..evidence.bundle import META, latest_bundle
+    from ..evidence.bundle import verify as do_verify
+    from ..evidence.trust import ENV, TrustFileError
+    from ..evidence.trust import load as load_trust
+
+    if strict and (allow_partial_chain or not chain):
+        usage_error("--strict checks the whole chain: it cannot be combined with --allow-partial-chain or --no-chain")
+    try:
+        trust = load_trust(home, trusted_keys, trust_fingerprint, env_file=os.environ.get(ENV))
+    except TrustFileError as exc:
+        usage_error(str(exc))
     if not bundles:
         latest = latest_bundle(home / "bundles")
         if latest is None:
@@ -116,10 +141,18 @@ def verify(
     for b in bundles:
         if not b.is_dir():
             usage_error(f"{b}: not a directory")
-        results.append(do_verify(b, fingerprint, follow_chain=chain, allow_partial_chain=allow_partial_chain))
+        if not (b / META).is_file():   # a directory of bundles: its newest
+            newest = latest_bundle(b)
+            if newest is None:
+                usage_error(f"{b}: neither a sealed bundle nor a directory of them")
+            b = newest
+        results.append(do_verify(b, trust, follow_chain=chain, allow_partial_chain=allow_partial_chain,
+                                 strict=strict))
     if format is Format.JSON:
-        emit_json([{"bundle": str(r.bundle), "run": r.run_id, "seq": r.seq, "ok": r.ok, "files": r.files,
-                    "problems": r.problems, "notes": r.notes, "chain": r.chain,
+        emit_json([{"bundle": str(r.bundle), "run": r.run_id, "kind": r.kind, "seq": r.seq, "ok": r.ok,
+                    "files": r.files, "signer": {"fingerprint": r.signer,
+                                                 "trusted": r.keys[0]["trusted"] if r.keys else None},
+                    "keys": r.keys, "problems": r.problems, "notes": r.notes, "chain": r.chain,
                     "directory": {"bundles": r.bundles_beside, "forks": r.forks, "gaps": r.gaps,
                                   "missing_previous": r.missing_previous} if chain else None}
                    for r in results])
@@ -129,17 +162,60 @@ def verify(
                 err.print(f"[green]OK[/] {r.bundle}: {r.files} files, signature valid, "
                           f"chain checked through {len(r.chain)} bundle(s)"
                           + (f"; {r.bundles_beside} bundle(s) in its directory" if chain else "")
-                          + (": no fork, no gap" if chain and not (r.forks or r.gaps or r.missing_previous) else ""))
+                          + (": no fork, no gap" if chain and not (r.forks or r.gaps or r.missing_previous) else ""),
+                          soft_wrap=True)
             else:
                 err.print(f"[bold red]FAILED[/] {r.bundle}:")
                 for p in r.problems:
                     err.print(f"  {p}", soft_wrap=True, markup=False)
+            for k in r.keys:
+                why = k["trusted"] or "NOT TRUSTED"
+                err.print(f"  key {k['bundle']}: {k['fingerprint'] or 'unknown (no valid signature)'}: {why}"
+                          + (f"; announces {k['announces']}" if k["announces"] else ""), soft_wrap=True,
+                          markup=False)
             if r.forks or r.gaps or r.missing_previous:
                 err.print(f"  chain across {r.bundle.parent}: {len(r.forks)} fork(s), {len(r.gaps)} gap(s), "
                           f"{len(r.missing_previous)} missing previous bundle(s)", soft_wrap=True, markup=False)
             for n in r.notes:
                 err.print(f"  note: {n}", soft_wrap=True, markup=False)
     raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+@app.command("rotate-key", epilog=("Examples:\n\n  estate evidence rotate-key\n\n"
+                                   "  estate evidence rotate-key --out /srv/evidence/bundles --format json"))
+def rotate_key(
+    out: Path | None = typer.Option(None, "--out", help="Bundles directory (the chain the announcement joins). "
+                                    "Default: ESTATE_HOME/bundles."),
+    home: HomeOpt = DEFAULT_HOME,
+    wait: WaitOpt = 0.0,
+    format: FormatOpt = Format.TEXT,
+) -> None:
+    """Replace the evidence signing key, announcing the new key in a bundle signed by the old one.
+
+    The announcement is a bundle of its own in the chain ("kind": "key-rotation", with
+    announced-key.pub.pem), so an auditor who trusts the old key trusts the new one through it, and
+    a bundle signed by the old key after it fails verify. The old private key is then replaced
+    (only its public half stays, in ESTATE_HOME/keys/retired/). Publish the new fingerprint in the
+    trusted-keys file too. One writer per home: another waits up to --wait seconds, else exits 75.
+    """
+    from ..evidence.bundle import SealError
+    from ..evidence.bundle import rotate_key as do_rotate
+    from ..evidence.keys import SigningKeyError
+
+    if not (home / "keys" / "signing-key.pem").is_file():
+        usage_error(f"{home / 'keys' / 'signing-key.pem'}: no signing key to rotate yet (the first "
+                    "`estate evidence seal` creates it)")
+    with writing(home, "estate evidence rotate-key", wait):
+        try:
+            bundle, old, new = do_rotate(out or home / "bundles", home / "keys", home)
+        except (SealError, SigningKeyError) as exc:
+            usage_error(str(exc))
+    if format is Format.JSON:
+        emit_json({"bundle": str(bundle), "retired_fingerprint": old, "new_fingerprint": new})
+    else:
+        err.print(f"announced new key {new}", soft_wrap=True)
+        err.print(f"  in {bundle}, signed by the retired key {old}", soft_wrap=True)
+        err.print("publish the new fingerprint in the security group's trusted-keys file", soft_wrap=True)
 
 
 @app.command(epilog=(

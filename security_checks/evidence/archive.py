@@ -41,6 +41,7 @@ from ..store import pushes as records
 from ..store.pushes import ArchivedObject, RecordedObject
 from ..testhooks import pause_at
 from .bundle import SIG, SUMS, verify
+from .trust import Trust
 
 # Upload order: the signature last, so a bundle whose .sig is in the archive is complete.
 _LAST = {SUMS: 1, SIG: 2}
@@ -386,8 +387,7 @@ def spooled(home: Path, archive: Archive) -> list[Path]:
     return out
 
 
-def push(store: Store, archive: Archive, bundles: Iterable[Path], trusted_fingerprint: str | None = None
-         ) -> list[PushOutcome]:
+def push(store: Store, archive: Archive, bundles: Iterable[Path], trust: Trust | None = None) -> list[PushOutcome]:
     """Push bundles (and whatever waits in the spool for this archive); returns one outcome per bundle.
 
     The caller holds the home's writer lock, so two pushes never race over the same records.
@@ -416,7 +416,7 @@ def push(store: Store, archive: Archive, bundles: Iterable[Path], trusted_finger
             outcomes.append(PushOutcome(bundle.name, "already", "pushed before", known.objects, known.retain_until))
             continue
         # Not pushed, or pushed before objects were recorded one by one: then it is read back now.
-        check = verify(bundle, trusted_fingerprint, follow_chain=False)
+        check = verify(bundle, trust, follow_chain=False)
         if not check.ok:
             outcomes.append(PushOutcome(bundle.name, "refused", "does not verify: " + "; ".join(check.problems[:3])))
             continue

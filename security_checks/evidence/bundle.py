@@ -9,6 +9,12 @@
     <bundle>/SHA256SUMS.sig          Ed25519 signature over SHA256SUMS (raw 64 bytes)
     <bundle>/SHA256SUMS.tsr          optional RFC 3161 timestamp over SHA256SUMS (+ tsa-ca.pem)
 
+A key-rotation bundle (`estate evidence rotate-key`) takes its place in the same chain but holds no
+run: its bundle.json has "kind": "key-rotation" and "announces" the next key, whose public half is
+announced-key.pub.pem; it is signed by the key being retired. Verify trusts the announced key for the
+bundles after it only when the rotation bundle itself was signed by a trusted key
+(security_checks/evidence/trust.py), and a retired key signing anything after its rotation fails.
+
 bundle.json records the SHA-256 of the previous bundle's SHA256SUMS and a sequence number (the
 previous one's plus one; the first bundle is 1), so the bundles form a chain: a bundle removed or
 rewritten after a later one was sealed breaks a link, leaves a gap in the numbers, or leaves a
@@ -46,11 +52,14 @@ from ..store import Store, operator_name, sha256_file
 from ..store.scrub import withheld_reason
 from ..testhooks import pause_at
 from . import keys
+from .trust import Trust
 
 FORMAT = "estate-evidence-bundle/2"
 LEGACY_FORMATS = {"estate-evidence-bundle/1"}  # sealed before sequence numbers: still verified
 SUMS, SIG, TSR, PUB, META, VERIFY, TSA_CA = ("SHA256SUMS", "SHA256SUMS.sig", "SHA256SUMS.tsr", "signing-key.pub.pem",
                                              "bundle.json", "VERIFY.txt", "tsa-ca.pem")
+ANNOUNCED = "announced-key.pub.pem"
+KEY_ROTATION = "key-rotation"
 UNLISTED = {SUMS, SIG, TSR}  # files that cover SHA256SUMS rather than being covered by it
 PARTIAL_HINT = "pass --allow-partial-chain if you were given only part of the chain"
 
@@ -73,6 +82,11 @@ class VerifyResult:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     missing_previous: list[dict[str, str]] = field(default_factory=list)
     bundles_beside: int = 0
+    kind: str = "run"
+    signer: str | None = None        # SHA-256 fingerprint of the key SHA256SUMS verifies with
+    announces: str | None = None     # a key-rotation bundle: the fingerprint of the key it announces
+    # Every bundle checked along the chain, newest first: name, seq, signer, and why its key is trusted.
+    keys: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -106,8 +120,9 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
     if changed:
         raise SealError(f"run {run.id}: its evidence is not as it committed, so it cannot be sealed: "
                         + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
-    key = keys.load_or_create(keys_dir)
     _bundles_dir(dest_root, store.home)
+    finish_rotation(dest_root, keys_dir)
+    key = keys.load_or_create(keys_dir)
     final = dest_root / run.id
     if final.exists():
         raise SealError(f"{final}: run {run.id} is already sealed (bundles are never rewritten)")
@@ -142,24 +157,126 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
             "withheld": withheld,
             "timestamp": {"tsa_url": tsa_url} if tsa_url else None,
         }
-        write_new(tmp / META, json.dumps(meta, indent=2) + "\n")
-        write_new(tmp / VERIFY, verify_text(meta, tsa=bool(tsa_url), tsa_ca=bool(tsa_ca)))
-        sums = sums_text(tmp)
-        write_new(tmp / SUMS, sums)
-        write_new(tmp / SIG, key.sign(sums.encode()))
-        if tsa_url:
-            from .tsa import timestamp
-
-            timestamp(tmp / SUMS, tsa_url, tmp / TSR, ca=tmp / TSA_CA if tsa_ca else None)
-        make_private(tmp)  # the report renderer and openssl create files with the umask's modes
-        fsync_tree(tmp)
-        pause_at("seal:signed")
-        os.rename(tmp, final)
-        fsync_dir(dest_root)
+        _sign_and_place(tmp, final, meta, key, verify_text(meta, tsa=bool(tsa_url), tsa_ca=bool(tsa_ca)), tsa_url,
+                        tsa_ca)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _sign_and_place(tmp: Path, final: Path, meta: dict[str, Any], key: Any, verify_txt: str,
+                    tsa_url: str | None = None, tsa_ca: Path | None = None) -> None:
+    write_new(tmp / META, json.dumps(meta, indent=2) + "\n")
+    write_new(tmp / VERIFY, verify_txt)
+    sums = sums_text(tmp)
+    write_new(tmp / SUMS, sums)
+    write_new(tmp / SIG, key.sign(sums.encode()))
+    if tsa_url:
+        from .tsa import timestamp
+
+        timestamp(tmp / SUMS, tsa_url, tmp / TSR, ca=tmp / TSA_CA if tsa_ca else None)
+    make_private(tmp)  # the report renderer and openssl create files with the umask's modes
+    fsync_tree(tmp)
+    pause_at("seal:signed")
+    os.rename(tmp, final)
+    fsync_dir(final.parent)
+
+
+# -- key rotation -----------------------------------------------------------------------------------
+
+
+def rotate_key(dest_root: Path, keys_dir: Path, home: Path) -> tuple[Path, str, str]:
+    """Announce a new signing key in a bundle signed by the current one, then switch to it.
+
+    Returns (the rotation bundle, the old fingerprint, the new fingerprint). The caller holds the
+    home's writer lock. The new key waits as keys/signing-key.pending.pem until its announcement is
+    sealed into the chain; a rotation killed after that is completed by the next seal or rotation
+    (finish_rotation), one killed before it leaves the old key in use and nothing announced.
+    """
+    _bundles_dir(dest_root, home)
+    finish_rotation(dest_root, keys_dir)
+    old = keys.load_or_create(keys_dir)
+    new = keys.create_pending(keys_dir)
+    new_fp = keys.fingerprint(new)
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{KEY_ROTATION}"
+    final = dest_root / name
+    if final.exists():
+        raise SealError(f"{final}: a key rotation was sealed this very second; wait a second and run it again")
+    _remove_abandoned(dest_root)
+    tmp = dest_root / f".seal-{name}-{os.getpid()}-{secrets.token_hex(4)}"
+    os.mkdir(tmp, PRIVATE_DIR)
+    try:
+        previous = _previous(dest_root, exclude=name)
+        write_new(tmp / PUB, keys.public_pem(old))
+        write_new(tmp / ANNOUNCED, keys.public_pem(new))
+        meta: dict[str, Any] = {
+            "format": FORMAT,
+            "kind": KEY_ROTATION,
+            "run": None,
+            "sealed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+            "sealed_by": operator_name(),
+            "signing_key": {"algorithm": "Ed25519", "public_key_file": PUB,
+                            "sha256_fingerprint": keys.fingerprint(old)},
+            "announces": {"algorithm": "Ed25519", "public_key_file": ANNOUNCED, "sha256_fingerprint": new_fp},
+            "seq": previous.seq + 1 if previous else 1,
+            "previous": {"bundle": previous.name, "sha256_of_SHA256SUMS": sha256_file(previous.path / SUMS)}
+            if previous else None,
+            "withheld": [],
+            "timestamp": None,
+        }
+        _sign_and_place(tmp, final, meta, old, rotation_text(meta))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        (keys_dir / keys.PENDING).unlink(missing_ok=True)
+        raise
+    pause_at("rotate:announced")
+    keys.complete_rotation(keys_dir)
+    return final, keys.fingerprint(old), new_fp
+
+
+def finish_rotation(dest_root: Path, keys_dir: Path) -> None:
+    """A pending key whose announcement is the latest bundle takes over; any other pending key is dropped."""
+    pending = keys.pending_fingerprint(keys_dir)
+    if pending is None:
+        (keys_dir / keys.PENDING).unlink(missing_ok=True)
+        return
+    latest = latest_bundle(dest_root)
+    announced = None
+    if latest is not None:
+        try:
+            meta = json.loads((latest / META).read_text())
+            announced = (meta.get("announces") or {}).get("sha256_fingerprint")
+        except (OSError, ValueError, AttributeError):
+            announced = None
+    if announced == pending:
+        keys.complete_rotation(keys_dir)
+    else:
+        (keys_dir / keys.PENDING).unlink(missing_ok=True)
+
+
+def rotation_text(meta: dict[str, Any]) -> str:
+    old, new = meta["signing_key"]["sha256_fingerprint"], meta["announces"]["sha256_fingerprint"]
+    return f"""Key rotation (sealed {meta['sealed_at']}, bundle number {meta['seq']} of the chain)
+==========================================================================
+
+This bundle holds no run. It announces the council's next evidence signing key, and it is signed
+by the key it replaces, so whoever trusts the old key can trust the new one from here on.
+
+  retired key (signs this bundle):   {old}
+  announced key (signs what follows): {new}
+
+Check it with standard tools in this directory:
+
+  $ sha256sum --check --strict --quiet SHA256SUMS
+  $ openssl pkeyutl -verify -pubin -inkey {PUB} -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig
+  $ openssl pkey -pubin -in {PUB} -outform DER | sha256sum
+  $ openssl pkey -pubin -in {ANNOUNCED} -outform DER | sha256sum
+
+The third must print the retired key's fingerprint (one the security group published), the fourth
+the announced key's. Bundles after this one must be signed with the announced key; one signed with
+the retired key is not the council's. `estate evidence verify` follows rotations along the chain.
+"""
 
 
 def _bundles_dir(dest_root: Path, home: Path) -> None:
@@ -377,7 +494,8 @@ Run these in this directory with standard tools (GNU coreutils, OpenSSL 3). Each
   $ openssl pkeyutl -verify -pubin -inkey {PUB} -rawin -in SHA256SUMS -sigfile SHA256SUMS.sig
 
 3. The key is the council's: its fingerprint must be {fp}
-   (compare with the fingerprint the security group publishes; the bundle alone cannot prove it):
+   and must be listed in the trusted-keys file the security group publishes (a bundle re-signed
+   with someone else's key passes 1 and 2; only this step catches it):
 
   $ openssl pkey -pubin -in {PUB} -outform DER | sha256sum
 """
@@ -399,6 +517,25 @@ With that bundle beside this one, this prints the same SHA-256 (then check that 
     else:
         link = f"This is bundle number {meta['seq']}, the first of the chain: it names no previous bundle.\n"
     text += f"""
+What these commands cannot show, and how to check it
+----------------------------------------------------
+A file ADDED after sealing: `sha256sum --check` reads only the files SHA256SUMS lists, so it passes
+with an extra file planted beside them. This (bash) prints nothing when every file is listed:
+
+  $ diff <(cut -c67- SHA256SUMS | sort) <(find . -type f -printf '%P\\n' | grep -v '^SHA256SUMS' | sort)
+
+A bundle REMOVED from the chain: each bundle can only vouch for the one before it (below), so a
+missing bundle, or the newest ones deleted, does not show in any single bundle. Compare the
+newest sequence number with the one the security group last published (or the archive holds),
+and check every link across the whole directory (`--strict` fails on anything short of a complete
+chain from bundle 1, signed only with keys you trust):
+
+    estate evidence verify --strict --trusted-keys trusted-keys.txt .
+
+A key not the council's: steps 1 and 2 pass for any key at all; only the fingerprint decides.
+`estate evidence verify` always prints it and fails on a key not in the trusted-keys file unless
+you name it (--trust-fingerprint FP) after confirming it with the security group.
+
 Chain
 -----
 {link}
@@ -407,7 +544,7 @@ show that no bundle is missing after it, or that two bundles name the same previ
 fork, which hides a branch from a walk back). With all the bundles in one directory, this checks
 every link, that the sequence numbers run without a gap, and that there is no fork:
 
-    estate evidence verify .
+    estate evidence verify --strict .
 
 Files withheld because they could hold secrets are listed in bundle.json ("withheld").
 """
@@ -417,26 +554,84 @@ Files withheld because they could hold secrets are listed in bundle.json ("withh
 # -- verifying --------------------------------------------------------------------------------------
 
 
-def verify(bundle: Path, trusted_fingerprint: str | None = None, follow_chain: bool = True,
-           allow_partial_chain: bool = False) -> VerifyResult:
+def verify(bundle: Path, trust: Trust | None = None, follow_chain: bool = True,
+           allow_partial_chain: bool = False, strict: bool = False) -> VerifyResult:
     """Check one bundle; with follow_chain, also every earlier bundle it links to and the whole
-    directory it sits in (forks, gaps, missing bundles)."""
-    result = _verify_one(bundle, trusted_fingerprint)
+    directory it sits in (forks, gaps, missing bundles).
+
+    With `trust`, every bundle checked must be signed by a trusted key, or by one announced by a
+    trusted key-rotation bundle earlier in the chain (and not retired by one before it). Without it
+    (the seal's and push's own integrity checks) the keys are reported but not judged: everything
+    an auditor runs passes a Trust. `strict` is what auditors use: nothing is excused (no partial
+    chain, no legacy bundle without a sequence number, no timestamp left unchecked), the chain must
+    reach bundle 1, and the newest bundle in the directory is checked too, not only the one named.
+    """
+    if strict:
+        follow_chain, allow_partial_chain = True, False
+    result = _verify_one(bundle, strict)
     result.chain.append(result.run_id or bundle.name)
+    result.keys.append(_key_entry(bundle.name, result))
     if not follow_chain:
+        if trust is not None:
+            _judge_keys(result, trust)
         return result
     here = bundle.resolve()  # `verify .` from inside a bundle must still see the bundles beside it
     if result.ok:
-        _follow(here, result, trusted_fingerprint)
+        _follow(here, result, strict)
+    if trust is not None:
+        _judge_keys(result, trust)
+    if strict and result.ok and result.keys[-1].get("seq") not in (1, None):
+        result.problems.append(f"{result.keys[-1]['bundle']}/{META}: the chain stops at sequence number "
+                               f"{result.keys[-1]['seq']}: bundles 1 to {result.keys[-1]['seq'] - 1} are not all "
+                               "here (--strict needs the whole chain)")
     scan = scan_chain(here.parent, allow_partial=allow_partial_chain)
     result.forks, result.gaps, result.missing_previous = scan.forks, scan.gaps, scan.missing_previous
     result.bundles_beside = scan.bundles_beside
     result.problems += [p for p in scan.problems if p not in result.problems]
     result.notes += [n for n in scan.notes if n not in result.notes]
+    if strict:
+        newest = latest_bundle(here.parent)
+        if newest is not None and newest.resolve() != here:
+            later = verify(newest, trust, strict=False)
+            result.notes.append(f"--strict: also checked the newest bundle beside it, {newest.name}")
+            result.problems += [f"{newest.name} (the newest bundle): {p}" for p in later.problems
+                                if p not in result.problems]
     return result
 
 
-def _follow(bundle: Path, result: VerifyResult, trusted_fingerprint: str | None) -> None:
+def _key_entry(name: str, res: VerifyResult) -> dict[str, Any]:
+    return {"bundle": name, "seq": res.seq, "kind": res.kind, "fingerprint": res.signer, "announces": res.announces,
+            "trusted": None}
+
+
+def _judge_keys(result: VerifyResult, trust: Trust) -> None:
+    """Walk the checked bundles oldest first: each signer must be trusted and not retired before it."""
+    trusted = dict(trust.keys)
+    retired: dict[str, str] = {}
+    for entry in reversed(result.keys):
+        fp, name = entry["fingerprint"], entry["bundle"]
+        if fp is None:
+            continue  # no readable key: already a problem of that bundle
+        if fp in retired:
+            entry["trusted"] = None
+            result.problems.append(f"{name}/{PUB}: signed with key {fp}, which the key rotation {retired[fp]} "
+                                   "retired before it: not sealed by the council's current key")
+            continue
+        why = trusted.get(fp)
+        entry["trusted"] = why
+        if why is None:
+            result.problems.append(
+                f"{name}/{PUB}: signed with key {fp}, which is not trusted (looked in: {', '.join(trust.sources)}); "
+                "if the security group confirms this key is theirs, pass --trust-fingerprint with it")
+            continue
+        if entry["announces"]:
+            trusted.setdefault(entry["announces"], f"announced by key rotation {name}, signed by trusted key "
+                                                   f"{fp[:16]}...")
+            if entry["announces"] != fp:
+                retired[fp] = name
+
+
+def _follow(bundle: Path, result: VerifyResult, strict: bool = False) -> None:
     """Walk the previous links back, checking each link's SHA-256, sequence number and bundle."""
     current, seq, seen = bundle, result.seq, {bundle.resolve()}
     while True:
@@ -458,8 +653,9 @@ def _follow(bundle: Path, result: VerifyResult, trusted_fingerprint: str | None)
             result.problems.append(f"{current.name}/{META}: chain loops back to {prev['bundle']}")
             return
         seen.add(prev_dir.resolve())
-        earlier = _verify_one(prev_dir, trusted_fingerprint)
+        earlier = _verify_one(prev_dir, strict)
         result.chain.append(earlier.run_id or prev_dir.name)
+        result.keys.append(_key_entry(prev_dir.name, earlier))
         if not earlier.ok:
             result.problems += [f"{prev_dir.name}/{p}" for p in earlier.problems]
             return
@@ -469,7 +665,7 @@ def _follow(bundle: Path, result: VerifyResult, trusted_fingerprint: str | None)
         current, seq = prev_dir, earlier.seq
 
 
-def _verify_one(bundle: Path, trusted_fingerprint: str | None) -> VerifyResult:
+def _verify_one(bundle: Path, strict: bool = False) -> VerifyResult:
     res = VerifyResult(bundle)
     sums_path = bundle / SUMS
     if not sums_path.is_file():
@@ -503,15 +699,19 @@ def _verify_one(bundle: Path, trusted_fingerprint: str | None) -> VerifyResult:
             pub.verify(sig_path.read_bytes(), raw)
         except InvalidSignature:
             res.problems.append(f"{SIG}: the signature over {SUMS} does not verify ({SUMS} or {SIG} changed)")
-        if trusted_fingerprint and keys.fingerprint(pub) != trusted_fingerprint:
-            res.problems.append(f"{PUB}: signed with key {keys.fingerprint(pub)[:16]}..., not the trusted key "
-                                f"{trusted_fingerprint[:16]}...")
+        else:
+            res.signer = keys.fingerprint(pub)
     try:
         meta = json.loads((bundle / META).read_text())
-        res.run_id = meta["run"]["id"]
+        if meta.get("kind") == KEY_ROTATION:
+            res.kind, res.run_id = KEY_ROTATION, bundle.name
+            res.announces = _announced(bundle, meta, res)
+        else:
+            res.run_id = meta["run"]["id"]
         if meta.get("format") in LEGACY_FORMATS:
-            res.notes.append(f"{META}: format {meta['format']} (sealed before sequence numbers): its place in "
-                             "the chain rests on its previous link alone")
+            legacy = (f"{META}: format {meta['format']} (sealed before sequence numbers): its place in "
+                      "the chain rests on its previous link alone")
+            (res.problems if strict else res.notes).append(legacy + (" (--strict)" if strict else ""))
         elif meta.get("format") != FORMAT:
             res.problems.append(f"{META}: unknown format {meta.get('format')!r}")
         else:
@@ -536,22 +736,36 @@ def _verify_one(bundle: Path, trusted_fingerprint: str | None) -> VerifyResult:
                 res.problems.append(f"{TSR}: the RFC 3161 timestamp does not verify against {SUMS}")
             else:
                 res.notes.append(f"{TSR}: RFC 3161 timestamp verified")
+        elif strict:
+            res.problems.append(f"{TSR}: present, but no {TSA_CA} to check it against (--strict)")
         else:
             res.notes.append(f"{TSR}: present, but no {TSA_CA} to check it against")
     return res
 
 
-def _public_key(path: Path, res: VerifyResult) -> Ed25519PublicKey | None:
+def _announced(bundle: Path, meta: dict[str, Any], res: VerifyResult) -> str | None:
+    """The key a rotation bundle announces, only if its file is there and matches bundle.json."""
+    key = _public_key(bundle / ANNOUNCED, res, ANNOUNCED)
+    if key is None:
+        return None
+    fp = keys.fingerprint(key)
+    if meta["announces"]["sha256_fingerprint"] != fp:
+        res.problems.append(f"{META}: announces a different key fingerprint from {ANNOUNCED}")
+        return None
+    return fp
+
+
+def _public_key(path: Path, res: VerifyResult, name: str = PUB) -> Ed25519PublicKey | None:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except FileNotFoundError:
-        res.problems.append(f"{PUB}: missing")
+        res.problems.append(f"{name}: missing")
         return None
     except (ValueError, TypeError):
-        res.problems.append(f"{PUB}: not a readable public key")
+        res.problems.append(f"{name}: not a readable public key")
         return None
     if not isinstance(key, Ed25519PublicKey):
-        res.problems.append(f"{PUB}: not an Ed25519 key")
+        res.problems.append(f"{name}: not an Ed25519 key")
         return None
     return key
 

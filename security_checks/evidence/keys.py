@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from ..fsutil import private_dir
 
 KEY_NAME = "signing-key.pem"
+PENDING = "signing-key.pending.pem"   # the next key, between its announcement being sealed and taking over
+RETIRED = "retired"                   # public halves of keys replaced by rotation (keys/retired/<fp>.pub.pem)
 
 
 class SigningKeyError(Exception):
@@ -39,6 +41,52 @@ def load_or_create(keys_dir: Path) -> Ed25519PrivateKey:
     if not isinstance(key, Ed25519PrivateKey):
         raise SigningKeyError(f"{path}: not an Ed25519 key")
     return key
+
+
+def create_pending(keys_dir: Path) -> Ed25519PrivateKey:
+    """The key a rotation will switch to, kept beside the current one until its announcement is sealed."""
+    private_dir(keys_dir)
+    path = keys_dir / PENDING
+    path.unlink(missing_ok=True)  # a rotation that never announced its key: that key was never used
+    _create(path)
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key
+
+
+def pending_fingerprint(keys_dir: Path) -> str | None:
+    path = keys_dir / PENDING
+    if not path.is_file():
+        return None
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    return fingerprint(key) if isinstance(key, Ed25519PrivateKey) else None
+
+
+def complete_rotation(keys_dir: Path) -> str:
+    """Make the pending key the signing key; keep only the public half of the old one. Returns the new fingerprint.
+
+    The old private key is replaced in one rename, so no later bundle can be signed with it; its
+    public half stays in keys/retired/ so this home still trusts the bundles it sealed before.
+    """
+    old = load_or_create(keys_dir)
+    retired = keys_dir / RETIRED
+    private_dir(retired)
+    pub = retired / f"{fingerprint(old)}.pub.pem"
+    if not pub.exists():
+        tmp = pub.with_name(f".{pub.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(public_pem(old))
+        os.replace(tmp, pub)
+    new_fp = pending_fingerprint(keys_dir)
+    if new_fp is None:
+        raise SigningKeyError(f"{keys_dir / PENDING}: no pending key to switch to")
+    os.chmod(keys_dir / PENDING, 0o600)
+    os.replace(keys_dir / PENDING, keys_dir / KEY_NAME)
+    fd = os.open(keys_dir, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return new_fp
 
 
 def _create(path: Path) -> None:

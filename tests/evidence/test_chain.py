@@ -47,12 +47,12 @@ def test_a_previous_bundle_that_is_not_beside_it_is_a_problem(sealed: SimpleName
     assert not res.ok
     assert any("a bundle is missing from the chain" in p and sealed.first.name in p for p in res.problems), res.problems
     assert res.missing_previous == [{"bundle": alone.name, "previous": sealed.first.name}]
-    code, _stdout, out = cli("evidence", "verify", str(alone))
+    code, _stdout, out = cli("evidence", "verify", "--home", str(sealed.home), str(alone))
     assert code == 1 and "missing from the chain" in out and "--allow-partial-chain" in out
     # An auditor handed one bundle says so: then it is a note, and the bundle itself verifies.
     res = verify(alone, allow_partial_chain=True)
     assert res.ok and any(sealed.first.name in n and "not checked" in n for n in res.notes)
-    code, stdout, _ = cli("evidence", "verify", str(alone), "--allow-partial-chain", "--format", "json")
+    code, stdout, _ = cli("evidence", "verify", "--home", str(sealed.home), str(alone), "--allow-partial-chain", "--format", "json")
     assert code == 0 and json.loads(stdout)[0]["directory"]["missing_previous"][0]["previous"] == sealed.first.name
 
 
@@ -68,11 +68,11 @@ def test_a_fork_is_reported_from_any_bundle_in_the_directory(sealed: SimpleNames
         assert not res.ok, start
         assert res.forks == [{"previous": a.name, "bundles": sorted([b.name, c.name])}]
         assert any(p.startswith("chain fork:") and b.name in p and c.name in p for p in res.problems)
-    code, stdout, _ = cli("evidence", "verify", str(a), "--format", "json")
+    code, stdout, _ = cli("evidence", "verify", "--home", str(sealed.home), str(a), "--format", "json")
     assert code == 1
     report = json.loads(stdout)[0]
     assert report["directory"]["forks"] == [{"previous": a.name, "bundles": sorted([b.name, c.name])}]
-    code, _, out = cli("evidence", "verify", str(c))
+    code, _, out = cli("evidence", "verify", "--home", str(sealed.home), str(c))
     assert code == 1 and "1 fork(s)" in out and "chain fork" in out
     # --allow-partial-chain never excuses a fork.
     assert not verify(c, allow_partial_chain=True).ok
@@ -93,7 +93,7 @@ def test_a_bundle_deleted_on_one_branch_of_a_fork_is_caught(sealed: SimpleNamesp
         res = verify(start)
         assert not res.ok
         assert any(f"names previous bundle {b.name}, which is not in" in p for p in res.problems), res.problems
-    code, _, out = cli("evidence", "verify", str(c))
+    code, _, out = cli("evidence", "verify", "--home", str(sealed.home), str(c))
     assert code == 1 and "missing from the chain" in out
     assert verify(a).ok is False
 
@@ -112,7 +112,7 @@ def test_a_gap_in_the_numbers_is_reported(sealed: SimpleNamespace, tmp_path: Pat
     assert not res.ok
     assert res.gaps == [{"after": 1, "before": 4, "missing": [2, 3]}]
     assert any(p.startswith("chain gap: no bundle with sequence number 2 to 3") for p in res.problems), res.problems
-    code, stdout, _ = cli("evidence", "verify", str(a), "--format", "json")
+    code, stdout, _ = cli("evidence", "verify", "--home", str(sealed.home), str(a), "--format", "json")
     assert code == 1 and json.loads(stdout)[0]["directory"]["gaps"] == [{"after": 1, "before": 4, "missing": [2, 3]}]
     partial = verify(d, allow_partial_chain=True)
     assert partial.ok and any(n.startswith("chain gap") for n in partial.notes)
@@ -162,7 +162,7 @@ def test_verify_txt_says_what_standard_tools_check_and_the_link_command_works(se
     text = (sealed.second / "VERIFY.txt").read_text()
     assert "bundle number 2 of the chain" in text
     assert "Standard tools check the chain one link at a time" in text and "fork" in text
-    assert "estate evidence verify ." in text
+    assert "estate evidence verify --strict ." in text
     cmd = next(line.strip() for line in text.splitlines() if line.strip().startswith("sha256sum ../"))
     out = subprocess.run(["bash", "-c", cmd], cwd=sealed.second, capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == meta(sealed.second)["previous"]["sha256_of_SHA256SUMS"]
@@ -178,5 +178,5 @@ def test_verify_dot_from_inside_a_bundle_sees_the_bundles_beside_it(sealed: Simp
     shutil.copytree(sealed.second, tmp_path / sealed.second.name)
     monkeypatch.chdir(tmp_path / sealed.second.name)
     assert not verify(Path(".")).ok
-    code, _, out = cli("evidence", "verify", ".")
+    code, _, out = cli("evidence", "verify", "--home", str(sealed.home), ".")
     assert code == 1 and "missing from the chain" in out
