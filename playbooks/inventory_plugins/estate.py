@@ -141,6 +141,9 @@ class InventoryModule(BaseInventoryPlugin):
             for key, value in connection_vars(eg.connection).items():
                 inv.set_variable(group, key, value)
             inv.set_variable(group, "local_admins", list(eg.local_admins))
+            inv.set_variable(group, "removable_admins", list(eg.removable_admins))
+            if eg.esu_until:
+                inv.set_variable(group, "extended_security_updates_until", eg.esu_until.isoformat())
             inv.set_variable(group, "endpoint_group", eg.name)
             inv.set_variable(group, "endpoint_os", eg.os.value)
             inv.set_variable(group, "managed_by", eg.managed_by)
@@ -177,4 +180,3 @@ class InventoryModule(BaseInventoryPlugin):
             else:
                 # Nothing to connect to (e.g. Azure Firewall: managed through Pulumi, not Ansible).
                 inv.set_variable(fw.name, "estate_unreachable_by_design", True)
-

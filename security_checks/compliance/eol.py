@@ -25,16 +25,21 @@ class OsLife(BaseModel):
     esu_until: date | None = None
     source: str = ""
 
-    def supported(self, today: date, esu: bool) -> tuple[bool, str]:
+    def supported(self, today: date, esu: bool, esu_bought_until: date | None = None) -> tuple[bool, str]:
+        """`esu_bought_until`: the end of the last ESU year the estate records buying; without it, `esu`
+        means every year the supplier sells (to `esu_until`)."""
         if self.eol is None:
             return True, f"{self.name}: no end of support published ({self.source})"
         if today <= self.eol:
             return True, f"{self.name}: supported until {self.eol.isoformat()}"
-        if esu and self.esu_until and today <= self.esu_until:
+        covered = esu_bought_until or self.esu_until
+        if esu and covered and today <= covered:
             return True, (f"{self.name}: past end of support {self.eol.isoformat()}, "
-                          f"extended updates until {self.esu_until.isoformat()}")
+                          f"extended updates until {covered.isoformat()}")
         extra = ""
-        if self.esu_until:
+        if esu_bought_until and esu:
+            extra = f"; extended updates bought ended {esu_bought_until.isoformat()}"
+        elif self.esu_until:
             extra = ("; extended updates bought but ended" if esu else
                      f"; extended updates available until {self.esu_until.isoformat()} but not bought")
         return False, f"{self.name}: end of support {self.eol.isoformat()}{extra}"
@@ -98,23 +103,25 @@ def unsupported_os_findings(estate: Estate, today: date, eol: EolData | None = N
     """One finding per endpoint group and per IaaS LOB system: pass when its OS is still supported."""
     eol = eol or load_eol()
     out = []
-    targets: list[tuple[str, str, bool, str]] = []
+    targets: list[tuple[str, str, bool, date | None, str]] = []
     for g in estate.endpoint_groups:
-        targets.append((f"endpoint-group:{g.name}", g.os.value, g.extended_security_updates, f"{g.count} device(s)"))
+        targets.append((f"endpoint-group:{g.name}", g.os.value, g.has_esu, g.esu_until, f"{g.count} device(s)"))
     for lob in estate.lob_systems:
         if lob.hosting is Hosting.IAAS and lob.os is not None:
-            targets.append((f"lob:{lob.name}", lob.os.value, False, f"{lob.vm_count} VM(s)"))
-    for asset, os_name, esu, what in targets:
+            targets.append((f"lob:{lob.name}", lob.os.value, False, None, f"{lob.vm_count} VM(s)"))
+    for asset, os_name, esu, bought_until, what in targets:
         life = eol.operating_systems.get(os_name)
         if life is None:
             out.append(make_finding("patch.unsupported_os", asset, Status.NOT_ASSESSED, key=os_name,
                                     observed=f"{os_name}: no entry in {EOL_FILE.name}",
                                     expected="an end-of-support date for every OS in the estate"))
             continue
-        ok, why = life.supported(today, esu)
+        ok, why = life.supported(today, esu, bought_until)
         out.append(make_finding("patch.unsupported_os", asset, Status.PASS if ok else Status.FAIL, key=os_name,
                                 observed=f"{why} ({what})", expected="an OS that still receives security updates",
                                 details={"os": os_name, "eol": life.eol.isoformat() if life.eol else None,
                                          "esu_until": life.esu_until.isoformat() if life.esu_until else None,
-                                         "extended_security_updates": esu, "source": life.source}))
+                                         "extended_security_updates": esu,
+                                         "esu_bought_until": bought_until.isoformat() if bought_until else None,
+                                         "source": life.source}))
     return out

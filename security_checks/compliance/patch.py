@@ -145,6 +145,7 @@ def _software_findings(h: HostPackages, estate: Estate, today: date, eol: EolDat
 
 
 _WIN_SEVERE = {"critical": Severity.CRITICAL, "important": Severity.HIGH, "high": Severity.HIGH}
+_WIN_UNRATED = {"", "unspecified", "none", "unknown"}
 
 
 def windows_findings(device_findings: Iterable[Finding], today: date) -> list[Finding]:
@@ -159,13 +160,15 @@ def windows_findings(device_findings: Iterable[Finding], today: date) -> list[Fi
                 released = date.fromisoformat(str(u["released"]))
             except (KeyError, ValueError):
                 released = None
-            rating = str(u.get("severity") or "").lower()
+            rating = str(u.get("severity") or "").strip().lower()
             vector = u.get("cvss_vector")
             score = u.get("cvss")
             severity = _WIN_SEVERE.get(rating)
             if score is not None and float(score) >= HIGH_CVSS:
                 severity = Severity.from_cvss(float(score))
-            unrated = not rating and score is None and not vector
+            # Windows Update says "Unspecified" where Microsoft gave no rating; an empty rating means
+            # the same. Cyber Essentials treats an unrated security fix within the 14-day rule.
+            unrated = rating in _WIN_UNRATED and score is None and not vector
             severe = severity is not None or unrated or (vector is not None)
             days = (today - released).days if released else None
             overdue = severe and (days is None or days > WINDOW_DAYS)
@@ -173,7 +176,7 @@ def windows_findings(device_findings: Iterable[Finding], today: date) -> list[Fi
             details = {"kb": kb, "title": u.get("title", ""), "released": released.isoformat() if released else None,
                        "vendor_severity": u.get("severity"), "days_available": days, "due": due,
                        "from_finding": d.id}
-            observed = (f"{kb} ({u.get('title', '')}) rated {u.get('severity') or 'unrated'}, released "
+            observed = (f"{kb} ({u.get('title', '')}) rated {'unrated' if unrated else u.get('severity')}, released "
                         f"{details['released'] or 'on an unknown date'}"
                         + (f", {days} day(s) ago" if days is not None else "") + ": not installed")
             if overdue:

@@ -12,7 +12,7 @@ from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Status
 from ..model.loader import LoadedEstate
 from ..step import EvidenceSink
-from .results import dumps_events, findings_from_events
+from .results import dumps_events, findings_from_events, verify_apply
 from .runner import RunnerOutcome, run_playbook
 from .scrub import Scrubber, password_env_names
 
@@ -94,8 +94,16 @@ def run_devices(loaded: LoadedEstate, home: Path, run: EvidenceSink, *, apply: b
     run.write_evidence(f"devices/{mode}-stats.json", _json({"status": outcome.status, "rc": outcome.rc,
                                                             "stats": outcome.stats}),
                        "per-host counts from the runner (ok, changed, failed, unreachable)")
-    findings = early + findings_from_events(outcome.events, apply=apply, sites=host_sites(loaded), evidence=[ref])
-    return DevicesResult(findings, outcome)
+    found = findings_from_events(outcome.events, apply=apply, sites=host_sites(loaded), evidence=[ref])
+    if apply:
+        # Fixed means reads compliant afterwards: the same hosts audited again, read-only.
+        check = run_playbook(estate_dir=loaded.root, home=home, apply=False, limit=limit, scrubber=scrubber,
+                             on_event=on_event)
+        vref = run.write_evidence("devices/apply-verify-events.jsonl", dumps_events(check.events),
+                                  "ansible-runner job events of the read-only audit straight after the apply")
+        found = verify_apply(found, findings_from_events(check.events, apply=False, sites=host_sites(loaded),
+                                                         evidence=[vref]))
+    return DevicesResult(early + found, outcome)
 
 
 def _json(data: Any) -> str:

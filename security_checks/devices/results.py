@@ -19,11 +19,13 @@ import difflib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Status
 from .controls import control_for, task_index
+from .windows import judge
 
 RESULT_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
 MAX_TEXT = 800
@@ -123,8 +125,11 @@ def describe_diff(diff: dict[str, Any], where: str | None = None) -> tuple[str, 
             _short(prefix + ("; ".join(added) or "(absent)")))
 
 
-def _report_of(res: dict[str, Any]) -> dict[str, Any] | None:
+def _report_of(res: dict[str, Any], today: date | None = None) -> dict[str, Any] | None:
     for candidate in (res.get("msg"), res.get("result")):
+        if isinstance(candidate, dict) and "estate_facts" in candidate:
+            # Raw facts from a Windows script: judged here (windows.py), not on the device.
+            return judge(candidate, today)
         if isinstance(candidate, dict) and "estate_report" in candidate and "compliant" in candidate:
             return candidate
     return None
@@ -162,7 +167,8 @@ class Outcome:
     unreachable: dict[str, str]
 
 
-def collect(events: Iterable[dict[str, Any]], index: dict[str, str] | None = None) -> Outcome:
+def collect(events: Iterable[dict[str, Any]], index: dict[str, str] | None = None,
+            today: date | None = None) -> Outcome:
     index = index if index is not None else task_index()
     results: dict[tuple[str, str], ControlResult] = {}
     unreachable: dict[str, str] = {}
@@ -188,7 +194,7 @@ def collect(events: Iterable[dict[str, Any]], index: dict[str, str] | None = Non
         for r in _item_results(res):
             if r.get("diff"):
                 cr.diffs.append({"task": task, "diff": r.get("diff")})
-            report = _report_of(r)
+            report = _report_of(r, today)
             if report is not None:
                 cr.reports.append(report)
                 cr.looked += 1
@@ -205,10 +211,10 @@ def collect(events: Iterable[dict[str, Any]], index: dict[str, str] | None = Non
 
 def findings_from_events(events: list[dict[str, Any]], *, apply: bool, sites: dict[str, str] | None = None,
                          evidence: list[EvidenceRef] | None = None,
-                         index: dict[str, str] | None = None) -> list[Finding]:
+                         index: dict[str, str] | None = None, today: date | None = None) -> list[Finding]:
     """Findings for a run's events; `apply` says whether the run was allowed to change things."""
     sites = sites or {}
-    outcome = collect(events, index)
+    outcome = collect(events, index, today)
     out: list[Finding] = []
     for host, msg in sorted(outcome.unreachable.items()):
         out.append(make_finding("devices.unreachable", f"host:{host}", Status.ERROR, observed=_short(msg),
@@ -256,3 +262,28 @@ def findings_from_events(events: list[dict[str, Any]], *, apply: bool, sites: di
 
 def dumps_events(events: list[dict[str, Any]]) -> str:
     return "".join(json.dumps(ev, sort_keys=True, default=str) + "\n" for ev in events)
+
+
+def verify_apply(applied: list[Finding], verified: list[Finding]) -> list[Finding]:
+    """An apply's findings, each checked against a read-only audit run straight after it.
+
+    A change the module made is not a fix until the setting reads compliant: Windows ignores
+    Defender changes under Tamper Protection, a policy can put a value back, a package can fail to
+    remove. A control the apply says it fixed but the audit still finds wrong fails, with both
+    readings; where the audit did not reach the control the apply's own finding stands.
+    """
+    after = {(f.asset, f.check_id): f for f in verified}
+    out: list[Finding] = []
+    for f in applied:
+        v = after.get((f.asset, f.check_id))
+        if v is None or f.status is not Status.PASS or v.status is Status.PASS:
+            if v is not None and f.status is Status.PASS:
+                f.details["verified"] = True
+            out.append(f)
+            continue
+        details = {**f.details, "verified": False, "applied": f.observed, "reads_after_apply": v.observed}
+        details.pop("remediated", None)
+        out.append(make_finding(f.check_id, f.asset, v.status, observed=_short(
+            f"still not compliant after apply (read again): {v.observed}"), expected=v.expected or f.expected,
+            evidence=f.evidence, site=f.site, details=details))
+    return out

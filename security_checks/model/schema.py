@@ -231,6 +231,10 @@ class Azure(Strict):
         None, description="directory of Microsoft Graph JSON exports of the tenant (conditional access policies, "
                           "MFA registration), relative to the estate directory; the identity step judges MFA from "
                           "it (--entra-export overrides)")
+    intune_export: str | None = Field(
+        None, description="Intune managed-devices export, relative to the estate directory: Microsoft Graph "
+                          "deviceManagement/managedDevices JSON or the admin centre's CSV; the mdm step judges the "
+                          "devices Ansible does not reach from it (--intune-export overrides)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,6 +426,10 @@ class OperatingSystem(StrEnum):
     UBUNTU_2204 = "ubuntu-22.04"
     UBUNTU_2404 = "ubuntu-24.04"
     DEBIAN_12 = "debian-12"
+    # Past end of support, recordable so the estate can say what it runs; patch.unsupported_os flags them.
+    WINDOWS_SERVER_2012_R2 = "windows-server-2012-r2"
+    UBUNTU_2004 = "ubuntu-20.04"
+    CENTOS_7 = "centos-7"
 
 
 class LobSystem(Strict):
@@ -484,13 +492,24 @@ class EndpointOs(StrEnum):
     MACOS_14 = "macos-14"
     IOS = "ios"
     ANDROID = "android"
+    # Platforms councils run through an MDM (Intune, Google Admin) rather than Ansible.
+    IPADOS = "ipados"
+    CHROMEOS = "chromeos"
+    MACOS_13 = "macos-13"
+    MACOS_15 = "macos-15"
+    # Past end of support, recordable so the estate can say what it has; patch.unsupported_os flags them.
+    UBUNTU_2004 = "ubuntu-20.04"
+    CENTOS_7 = "centos-7"
+    WINDOWS_SERVER_2012_R2 = "windows-server-2012-r2"
 
     @property
     def family(self) -> str:
         if self.value.startswith("windows"):
             return "windows"
-        if self.value in ("debian-12", "ubuntu-22.04", "ubuntu-24.04"):
+        if self.value in ("debian-12", "ubuntu-20.04", "ubuntu-22.04", "ubuntu-24.04", "centos-7"):
             return "linux"
+        if self.value == "ipados":
+            return "ios"
         return self.value.split("-")[0]
 
 
@@ -515,18 +534,46 @@ class EndpointHost(Strict):
     address: str | None = None
     site: Slug | None = None
     connection: Connection | None = Field(None, description="overrides the group's connection for this host")
+    serial_number: str | None = Field(None, description="matches the device in an MDM export when names differ")
+
+
+class EsuYear(Strict):
+    """One year of Extended Security Updates bought (Windows 10, Windows Server 2012 R2 via Arc)."""
+
+    year: int = Field(ge=1, le=3, description="1, 2 or 3: the year of the programme")
+    ends: date = Field(description="last day that year's updates cover")
 
 
 class EndpointGroup(Strict):
     name: Slug
     os: EndpointOs
     count: int = Field(ge=0)
-    managed_by: Literal["intune", "configmgr", "ansible", "intune+ansible", "unmanaged"]
+    managed_by: Literal["intune", "configmgr", "ansible", "intune+ansible", "google-admin", "unmanaged"]
     sites: list[Slug] | Literal["all"] = "all"
     connection: Connection = Connection()
     hosts: list[EndpointHost] = Field([], description="hosts Ansible manages directly")
     local_admins: list[str] = Field([], description="members of local Administrators / sudo, exactly")
-    extended_security_updates: bool = Field(False, description="ESU bought (Windows 10 after Oct 2025)")
+    removable_admins: list[str] = Field(
+        [], description="Windows: undeclared Administrators members apply may remove; any other undeclared member "
+                        "is reported, never removed (Entra ID role SIDs and the built-in Administrator are kept)")
+    extended_security_updates: bool | list[EsuYear] = Field(
+        False, description="Extended Security Updates bought: the years, each with its end date (true: every year "
+                           "the supplier sells, to the date in the end-of-life data)")
+
+    @property
+    def esu_until(self) -> date | None:
+        """The last day covered by the ESU years bought (None: none bought, or `true` with no dates)."""
+        if isinstance(self.extended_security_updates, list) and self.extended_security_updates:
+            return max(y.ends for y in self.extended_security_updates)
+        return None
+
+    @property
+    def has_esu(self) -> bool:
+        return bool(self.extended_security_updates)
+
+    @property
+    def mdm_managed(self) -> bool:
+        return self.managed_by in ("intune", "intune+ansible", "google-admin")
 
 
 class UnsupportedSoftware(Strict):

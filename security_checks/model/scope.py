@@ -21,7 +21,9 @@ def scope_statement(estate: Estate) -> dict[str, Any]:
                    "ranges": [str(r) for r in s.ranges], "firewall": s.firewall or ""} for s in e.sites],
         "device_groups": [{"name": g.name, "os": g.os.value, "count": g.count, "managed_by": g.managed_by,
                            "sites": g.sites if isinstance(g.sites, str) else ", ".join(g.sites),
-                           "extended_security_updates": g.extended_security_updates}
+                           "extended_security_updates": g.extended_security_updates
+                           if isinstance(g.extended_security_updates, bool) else
+                           [y.model_dump(mode="json") for y in g.extended_security_updates]}
                           for g in e.endpoint_groups],
         "devices_total": sum(g.count for g in e.endpoint_groups),
         "cloud_services": [{"name": lob.name, "title": lob.title, "hosting": lob.hosting.value,
