@@ -11,6 +11,7 @@ from typing import Any
 
 from .compliance.hygiene import hygiene_step
 from .compliance.steps import ce_config_step, patch_step
+from .devices.mdm_step import mdm_step
 from .devices.step import devices_step
 from .identity.step import identity_step
 from .infra_plan import infra_plan_step
@@ -30,6 +31,7 @@ NETWORK = Step("network-scan", network_scan, "network scan of the scan scopes fr
 SEGREGATION = Step("segregation", segregation, "segregation: probes between zones", SEGREGATION_CHECKS,
                    needs_root="raw packets from probe points in each zone")
 DEVICES = Step("devices", devices_step, "end-user device baseline audit (Ansible)", ("devices.*",))
+MDM = Step("mdm", mdm_step, "devices Ansible does not reach, from the Intune managed-devices export", ("mdm.*",))
 INFRA_PLAN = Step("infra-plan", infra_plan_step, "Azure tenancy and LOB systems: offline Pulumi plan, policy",
                   ("infra.policy.*",))
 IDENTITY = Step("identity", identity_step, "cloud MFA read back from the Entra ID export", ("identity.*",))
@@ -40,7 +42,7 @@ HYGIENE = Step("estate-hygiene", hygiene_step, "the estate's own hygiene: overla
                ("estate.*",))
 PATCH = Step("patch", patch_step, "patch compliance (14-day rule, unsupported OS and software)", ("patch.*",))
 
-ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, INFRA_PLAN, IDENTITY, CE_CONFIG, HYGIENE, PATCH),
+ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, MDM, INFRA_PLAN, IDENTITY, CE_CONFIG, HYGIENE, PATCH),
              "the whole assessment", full_scope=True)
 
 SCAN_SCOPE = Job("scan", (Step("scope-scan", scope_scan, "scan of an authorised scope", DRIFT_CHECKS),),

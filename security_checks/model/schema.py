@@ -560,6 +560,10 @@ class EndpointGroup(Strict):
         False, description="Extended Security Updates bought: the years, each with its end date (true: every year "
                            "the supplier sells, to the date in the end-of-life data)")
 
+    minimum_os_version: str | None = Field(
+        None, description="MDM platforms (iOS/iPadOS, Android, macOS, ChromeOS): the lowest OS version the council "
+                          "supports; an older device in the MDM export fails mdm.os_supported")
+
     @property
     def esu_until(self) -> date | None:
         """The last day covered by the ESU years bought (None: none bought, or `true` with no dates)."""

@@ -24,7 +24,8 @@ DEVICES = {"devices.unreachable"} | {f"devices.linux.{c}" for c in (
     "unattended_upgrades", "firewall", "ssh", "automount", "faillock", "sudoers", "disk_encryption", "antimalware",
     "unsupported_software")} | {f"devices.win.{c}" for c in (
         "updates", "firewall", "autorun", "screen_lock", "lockout", "local_admins", "builtin_admin", "laps",
-        "bitlocker", "defender", "unsupported_software", "os_support", "software_inventory")}
+        "bitlocker", "defender", "unsupported_software", "os_support", "software_inventory")} | {
+    f"mdm.{c}" for c in ("device_missing", "os_supported", "check_in", "encryption", "compliance", "jailbreak")}
 INFRA = {f"infra.policy.{c}" for c in (
     "allowed_locations", "required_tags", "no_public_ip_corp", "mgmt_ports_from_internet", "subnet_nsg",
     "storage_https_tls", "keyvault_purge_protection", "sql_tde_auditing", "backup_matches_tier",
