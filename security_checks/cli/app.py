@@ -16,6 +16,8 @@ from ..findings import Finding
 from ..model.loader import LoadedEstate
 from ..store import StoreError
 from . import advisories, check, devices, evidence, history, infra, lab, report, scan, serve, store
+from . import notify as notify_cli
+from . import schedule as schedule_cli
 from .common import (
     DEFAULT_HOME,
     DEMO_ESTATE,
@@ -67,6 +69,8 @@ app.add_typer(advisories.app, name="advisories")
 app.command(name="checks")(history.checks)
 
 
+app.add_typer(schedule_cli.app, name="schedule")
+app.command(name="notify", epilog=notify_cli.EPILOG)(notify_cli.notify)
 def _version(value: bool) -> None:
     if value:
         print(f"estate {__version__}")

@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from .located import LoadedEstate, Path_, Problem, field_name
+from .schema import Estate, ScanScope, Schedule
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -265,6 +266,7 @@ def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Pro
         if att.expires is not None and att.expires < att.attested_on:
             bad((*p, "expires"), "expires before it was attested")
         for j, ev in enumerate(att.evidence):
+    problems += _schedule_problems(loaded)
             target = os.path.realpath(os.path.join(root, ev))
             if os.path.commonpath([root, target]) != root:
                 bad((*p, "evidence", j), f"{ev!r} is outside the estate directory: evidence is kept with the estate")
@@ -313,3 +315,41 @@ def address_overlaps(loaded: LoadedEstate) -> list[Overlap]:
             if na.version == nb.version and na.overlaps(nb):
                 out.append(Overlap(spaces[a], spaces[b], f"{nb} overlaps {spaces[a].what} ({na})"))
     return out
+
+
+def scheduled_scopes(estate: Estate, schedule: Schedule) -> list[ScanScope]:
+    """The scopes a scheduled run sends packets to: its own scope for a scan; for the whole
+    assessment every scope but the loopback self-test and the lab (which exist only on this machine)."""
+    if schedule.job == "scan":
+        return [s for s in estate.scan_scopes if s.name == schedule.scope]
+    if schedule.job == "assess":
+        return [s for s in estate.scan_scopes if not s.loopback and not s.lab]
+    return []
+
+
+def _schedule_problems(loaded: LoadedEstate) -> list[Problem]:
+    e = loaded.estate
+    out: list[Problem] = []
+    scopes = {s.name for s in e.scan_scopes}
+    out += _dupes(((s.name, ("schedules", i, "name")) for i, s in enumerate(e.schedules)), "schedule", loaded)
+    for i, sch in enumerate(e.schedules):
+        if sch.scope is not None and sch.scope not in scopes:
+            f, line = loaded.where(("schedules", i, "scope"))
+            out.append(Problem(f, line, field_name(("schedules", i, "scope")), f"unknown scan scope {sch.scope!r}"))
+            continue
+        for scope in scheduled_scopes(e, sch):
+            # A scan's profile is the schedule's; the whole assessment takes each scope's own cap.
+            if sch.job == "scan" and ((sch.profile == "deep" and scope.max_profile != "deep") or (
+                    sch.profile == "standard" and scope.max_profile == "discovery")):
+                f, line = loaded.where(("schedules", i, "profile"))
+                out.append(Problem(f, line, field_name(("schedules", i, "profile")),
+                                   f"profile {sch.profile} is above scope {scope.name}'s max_profile "
+                                   f"{scope.max_profile}"))
+            closed = [d for d in sch.days if scope.minutes_left(d, sch.at) is None]
+            if closed:
+                f, line = loaded.where(("schedules", i, "at"))
+                out.append(Problem(f, line, field_name(("schedules", i, "at")),
+                                   f"{', '.join(closed)} {sch.at.strftime('%H:%M')} is outside every authorised "
+                                   f"window of scan scope {scope.name}"))
+    return out
+

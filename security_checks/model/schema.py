@@ -780,6 +780,7 @@ class Estate(Strict):
 
     def firewall(self, name: str) -> Firewall:
         for f in self.firewalls:
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
             if f.name == name:
                 return f
         raise KeyError(name)
@@ -805,3 +806,85 @@ SECTIONS: dict[str, bool] = {
     name: field.annotation is not None and str(field.annotation).startswith("list")
     for name, field in Estate.model_fields.items()
 }
+    def minutes_left(self, day: Day, at: time) -> int | None:
+        """Minutes from `at` on `day` (Europe/London) until this scope's window closes, or None when
+        no window holds that moment; a scope without windows is open all week. The same reading of
+        windows as the scan's own refusal (scan/scope.py in_window): one running past midnight
+        belongs to the day it starts on."""
+        if not self.windows:
+            return 7 * 24 * 60
+        days = list(DAYS)
+        yesterday = days[(days.index(day) - 1) % 7]
+        t = at.hour * 60 + at.minute
+        best: int | None = None
+        for w in self.windows:
+            start, end = w.start.hour * 60 + w.start.minute, w.end.hour * 60 + w.end.minute
+            left = None
+            if start < end:
+                if day in w.days and start <= t <= end:
+                    left = end - t
+            elif day in w.days and t >= start:
+                left = 24 * 60 - t + end
+            elif yesterday in w.days and t <= end:
+                left = end - t
+            if left is not None and (best is None or left > best):
+                best = left
+        return best
+
+# --------------------------------------------------------------------------------------------
+# Scheduled runs and who hears about them (estate schedule install, estate notify)
+# --------------------------------------------------------------------------------------------
+
+
+class Schedule(Strict):
+    """A run the council wants done regularly, installed as a systemd timer or an AWX schedule.
+    A scan's start must fall inside an authorised window of every scope it scans (checked when the
+    estate is validated), and the run is stopped when that window closes."""
+
+    name: Slug
+    job: Literal["assess", "scan", "devices-audit", "infra-plan"] = Field(
+        description="assess (the whole assessment), scan (one scope: needs scope), devices-audit, infra-plan")
+    scope: Slug | None = Field(None, description="the scan scope, for job: scan")
+    days: list[Day] = Field(min_length=1, description="weekdays the run starts on")
+    at: time = Field(description="start time, Europe/London")
+    profile: Literal["discovery", "standard", "deep"] = "standard"
+    notify: bool = Field(True, description="run `estate notify` after the run, whether it passed or failed")
+
+    @model_validator(mode="after")
+    def _scope(self) -> Schedule:
+        if (self.job == "scan") != (self.scope is not None):
+            raise ValueError("scope is needed for job: scan and only for it")
+        return self
+
+
+class EmailNotice(Strict):
+    to: list[str] = Field(min_length=1)
+    sender: str = Field(description="the From address")
+    smtp_host: str
+    smtp_port: int = Field(587, ge=1, le=65535)
+    # STARTTLS is always used: the notice names findings and dates an eavesdropper should not read.
+    ca_file: str | None = Field(None, description="CA bundle for the SMTP server's certificate (PEM), relative to "
+                                                  "the estate directory; default: the system's trust store")
+    username_env: str | None = Field(None, description="environment variable holding the SMTP user name")
+    password_env: str | None = Field(None, description="environment variable holding the SMTP password")
+
+
+class WebhookNotice(Strict):
+    kind: Literal["teams", "slack"]
+    url_env: str = Field(description="environment variable holding the webhook URL (the URL is a secret: whoever "
+                                     "has it can post to the channel)")
+
+
+class Notifications(Strict):
+    """Where `estate notify` sends what changed since the previous run, and how much it may say."""
+
+    detail: Literal["counts", "titles", "assets"] = Field(
+        "counts", description="counts: numbers only; titles: also check titles; assets: also the assets named")
+    email: EmailNotice | None = None
+    webhooks: list[WebhookNotice] = []
+    due_within_days: int = Field(7, ge=1, le=90, description="RAP items due within this many days are reported")
+    waiver_warning_days: int = Field(30, ge=1, le=180, description="waivers expiring within this many days")
+
+
+    schedules: list[Schedule] = []
+    notifications: Notifications | None = None

@@ -57,7 +57,8 @@ def default_home() -> Path:
 
 
 def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+    # Microseconds kept: runs are ordered by their start, and two runs can start in the same second.
+    return datetime.now(UTC)
 
 
 def new_run_id(at: datetime) -> str:
@@ -439,7 +440,9 @@ class Store:
         if kind:
             sql += " WHERE kind = ?"
             args.append(kind)
-        sql += " ORDER BY id DESC"
+        # By start time first: run ids are second-resolution timestamps with a random suffix, so two
+        # runs started in the same second would otherwise come back in a random order.
+        sql += " ORDER BY started_at DESC, id DESC"
         if limit:
             sql += " LIMIT ?"
             args.append(limit)
@@ -460,8 +463,10 @@ class Store:
         return _run_info(rows[0]) if len(rows) == 1 else None
 
     def previous_run(self, run: RunInfo, same_kind: bool = True) -> RunInfo | None:
-        sql = "SELECT * FROM runs WHERE id < ?" + (" AND kind = ?" if same_kind else "") + " ORDER BY id DESC LIMIT 1"  # noqa: S608
-        args = (run.id, run.kind) if same_kind else (run.id,)
+        sql = ("SELECT * FROM runs WHERE (started_at < ? OR (started_at = ? AND id < ?))"  # noqa: S608
+               + (" AND kind = ?" if same_kind else "") + " ORDER BY started_at DESC, id DESC LIMIT 1")
+        started = run.started_at.isoformat()
+        args = (started, started, run.id, run.kind) if same_kind else (started, started, run.id)
         row = self.db.execute(sql, args).fetchone()
         return _run_info(row) if row else None
 
