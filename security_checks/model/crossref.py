@@ -228,6 +228,8 @@ def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Pro
                 addr in ipaddress.ip_network(c) for s in e.scan_scopes if s.lab for c in s.cidrs):
             bad((*p, "address"), f"{addr} is outside the estate's address ranges")
 
+    problems += _schedule_problems(loaded)
+
     # --- scan scopes: inside the estate, exclusions inside the scope ------------------------------
     estate_nets = [r.network for r in spaces]
     loopback = ipaddress.ip_network("127.0.0.0/8")
@@ -266,7 +268,6 @@ def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Pro
         if att.expires is not None and att.expires < att.attested_on:
             bad((*p, "expires"), "expires before it was attested")
         for j, ev in enumerate(att.evidence):
-    problems += _schedule_problems(loaded)
             target = os.path.realpath(os.path.join(root, ev))
             if os.path.commonpath([root, target]) != root:
                 bad((*p, "evidence", j), f"{ev!r} is outside the estate directory: evidence is kept with the estate")
@@ -352,4 +353,3 @@ def _schedule_problems(loaded: LoadedEstate) -> list[Problem]:
                                    f"{', '.join(closed)} {sch.at.strftime('%H:%M')} is outside every authorised "
                                    f"window of scan scope {scope.name}"))
     return out
-
