@@ -676,6 +676,7 @@ class DeclaredHost(Strict):
 # --------------------------------------------------------------------------------------------
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class TimeWindow(Strict):
@@ -705,6 +706,31 @@ class ScanScope(Strict):
 
     _v_cidrs = field_validator("cidrs")(lambda v: [_check_cidr(c) for c in v])
     _v_excl = field_validator("exclusions")(lambda v: [_check_host_or_cidr(c) for c in v])
+
+    def minutes_left(self, day: Day, at: time) -> int | None:
+        """Minutes from `at` on `day` (Europe/London) until this scope's window closes, or None when
+        no window holds that moment; a scope without windows is open all week. The same reading of
+        windows as the scan's own refusal (scan/scope.py in_window): one running past midnight
+        belongs to the day it starts on."""
+        if not self.windows:
+            return 7 * 24 * 60
+        days = list(DAYS)
+        yesterday = days[(days.index(day) - 1) % 7]
+        t = at.hour * 60 + at.minute
+        best: int | None = None
+        for w in self.windows:
+            start, end = w.start.hour * 60 + w.start.minute, w.end.hour * 60 + w.end.minute
+            left = None
+            if start < end:
+                if day in w.days and start <= t <= end:
+                    left = end - t
+            elif day in w.days and t >= start:
+                left = 24 * 60 - t + end
+            elif yesterday in w.days and t <= end:
+                left = end - t
+            if left is not None and (best is None or left > best):
+                best = left
+        return best
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,93 +769,6 @@ class Attestation(Strict):
     expires: date | None = None
     evidence: list[str] = Field([], description="files under the estate directory, e.g. attestations/leavers.pdf")
 
-
-# --------------------------------------------------------------------------------------------
-# The estate
-# --------------------------------------------------------------------------------------------
-
-
-class Estate(Strict):
-    organisation: Organisation
-    azure: Azure
-    zones: list[Zone] = Field(min_length=1)
-    sites: list[Site] = Field(min_length=1)
-    ssids: list[Ssid] = []
-    lob_systems: list[LobSystem] = []
-    endpoint_groups: list[EndpointGroup] = []
-    unsupported_software: list[UnsupportedSoftware] = []
-    firewalls: list[Firewall] = []
-    declared_hosts: list[DeclaredHost] = []
-    scan_scopes: list[ScanScope] = []
-    waivers: list[Waiver] = []
-    attestations: list[Attestation] = []
-
-    # -- look-ups used by every engine ---------------------------------------------------------
-
-    def zone(self, name: str) -> Zone:
-        for z in self.zones:
-            if z.name == name:
-                return z
-        raise KeyError(name)
-
-    def site(self, name: str) -> Site:
-        for s in self.sites:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-    def firewall(self, name: str) -> Firewall:
-        for f in self.firewalls:
-DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-            if f.name == name:
-                return f
-        raise KeyError(name)
-
-    def scope(self, name: str) -> ScanScope:
-        for s in self.scan_scopes:
-            if s.name == name:
-                return s
-        raise KeyError(name)
-
-    def ssid_sites(self, ssid: Ssid) -> list[Site]:
-        if ssid.sites == "all":
-            return [s for s in self.sites if any(v.name == ssid.vlan for v in s.vlans)]
-        return [s for s in self.sites if s.name in ssid.sites]
-
-    def vlans_in_zone(self, zone: str) -> list[tuple[Site, Vlan]]:
-        return [(s, v) for s in self.sites for v in s.vlans if v.zone == zone]
-
-
-# The sections an estate directory may contain, with whether each is a list (merged across files)
-# or a single mapping (must appear in exactly one file).
-SECTIONS: dict[str, bool] = {
-    name: field.annotation is not None and str(field.annotation).startswith("list")
-    for name, field in Estate.model_fields.items()
-}
-    def minutes_left(self, day: Day, at: time) -> int | None:
-        """Minutes from `at` on `day` (Europe/London) until this scope's window closes, or None when
-        no window holds that moment; a scope without windows is open all week. The same reading of
-        windows as the scan's own refusal (scan/scope.py in_window): one running past midnight
-        belongs to the day it starts on."""
-        if not self.windows:
-            return 7 * 24 * 60
-        days = list(DAYS)
-        yesterday = days[(days.index(day) - 1) % 7]
-        t = at.hour * 60 + at.minute
-        best: int | None = None
-        for w in self.windows:
-            start, end = w.start.hour * 60 + w.start.minute, w.end.hour * 60 + w.end.minute
-            left = None
-            if start < end:
-                if day in w.days and start <= t <= end:
-                    left = end - t
-            elif day in w.days and t >= start:
-                left = 24 * 60 - t + end
-            elif yesterday in w.days and t <= end:
-                left = end - t
-            if left is not None and (best is None or left > best):
-                best = left
-        return best
 
 # --------------------------------------------------------------------------------------------
 # Scheduled runs and who hears about them (estate schedule install, estate notify)
@@ -886,5 +825,66 @@ class Notifications(Strict):
     waiver_warning_days: int = Field(30, ge=1, le=180, description="waivers expiring within this many days")
 
 
+# --------------------------------------------------------------------------------------------
+# The estate
+# --------------------------------------------------------------------------------------------
+
+
+class Estate(Strict):
+    organisation: Organisation
+    azure: Azure
+    zones: list[Zone] = Field(min_length=1)
+    sites: list[Site] = Field(min_length=1)
+    ssids: list[Ssid] = []
+    lob_systems: list[LobSystem] = []
+    endpoint_groups: list[EndpointGroup] = []
+    unsupported_software: list[UnsupportedSoftware] = []
+    firewalls: list[Firewall] = []
+    declared_hosts: list[DeclaredHost] = []
+    scan_scopes: list[ScanScope] = []
+    waivers: list[Waiver] = []
+    attestations: list[Attestation] = []
     schedules: list[Schedule] = []
     notifications: Notifications | None = None
+
+    # -- look-ups used by every engine ---------------------------------------------------------
+
+    def zone(self, name: str) -> Zone:
+        for z in self.zones:
+            if z.name == name:
+                return z
+        raise KeyError(name)
+
+    def site(self, name: str) -> Site:
+        for s in self.sites:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def firewall(self, name: str) -> Firewall:
+        for f in self.firewalls:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def scope(self, name: str) -> ScanScope:
+        for s in self.scan_scopes:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def ssid_sites(self, ssid: Ssid) -> list[Site]:
+        if ssid.sites == "all":
+            return [s for s in self.sites if any(v.name == ssid.vlan for v in s.vlans)]
+        return [s for s in self.sites if s.name in ssid.sites]
+
+    def vlans_in_zone(self, zone: str) -> list[tuple[Site, Vlan]]:
+        return [(s, v) for s in self.sites for v in s.vlans if v.zone == zone]
+
+
+# The sections an estate directory may contain, with whether each is a list (merged across files)
+# or a single mapping (must appear in exactly one file).
+SECTIONS: dict[str, bool] = {
+    name: field.annotation is not None and str(field.annotation).startswith("list")
+    for name, field in Estate.model_fields.items()
+}
