@@ -66,11 +66,11 @@ app.add_typer(check.app, name="check")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(store.app, name="store")
 app.add_typer(advisories.app, name="advisories")
-app.add_typer(schedule_cli.app, name="schedule")
-app.command(name="notify", epilog=notify_cli.EPILOG)(notify_cli.notify)
 app.command(name="checks")(history.checks)
 
 
+app.add_typer(schedule_cli.app, name="schedule")
+app.command(name="notify", epilog=notify_cli.EPILOG)(notify_cli.notify)
 def _version(value: bool) -> None:
     if value:
         print(f"estate {__version__}")
@@ -140,6 +140,11 @@ def assess(
         help="Directory of Microsoft Graph JSON exports of the Entra ID tenant (conditional access policies, MFA "
              "registration) for the identity step. Default: the one the estate declares (azure.entra_export); with "
              "none, cloud MFA is not read from the tenant and the run says so."),
+    intune_export: Path | None = typer.Option(
+        None, "--intune-export", envvar="ESTATE_INTUNE_EXPORT",
+        help="Intune managed-devices export (Microsoft Graph deviceManagement/managedDevices JSON, or the admin "
+             "centre's devices CSV) for the mdm step. Default: the one the estate declares (azure.intune_export); "
+             "with none, MDM-managed devices are not assessed and the run says so."),
     stack: str = typer.Option("demo", "--stack", help="Pulumi stack whose configuration the infra-plan step uses."),
     wait: WaitOpt = 0.0,
     report: bool = typer.Option(True, "--report/--no-report", help="Write the report site after the run."),
@@ -185,9 +190,20 @@ def assess(
             load_export(export, loaded.estate.azure.tenant_id)
         except ExportError as exc:
             usage_error(f"{'--entra-export' if entra_export else 'azure.entra_export'}: {escape(str(exc))}")
+    declared_mdm = loaded.estate.azure.intune_export
+    mdm_export = intune_export or (loaded.root / declared_mdm if declared_mdm else None)
+    if mdm_export is not None:
+        from rich.markup import escape
+
+        from ..devices.mdm import MdmExportError, parse_export
+
+        try:
+            parse_export(mdm_export)
+        except MdmExportError as exc:
+            usage_error(f"{'--intune-export' if intune_export else 'azure.intune_export'}: {escape(str(exc))}")
     started = time.monotonic()
     outcome = run_job(ASSESS, loaded, home, options={"advisory_feed": advisory_feed, "entra_export": entra_export,
-                                                      "stack": stack},
+                                                      "intune_export": intune_export, "stack": stack},
                       selection=sel, harness=lab_harness(loaded, namespaces="build"), wait=wait,
                       quiet=format is Format.JSON)
     run = outcome.run

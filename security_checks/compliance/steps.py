@@ -19,8 +19,9 @@ from ..step import StepContext, StepResult
 from .advisories import load_feed
 from .apt_host import AptError, HostPackages, collect
 from .ce import config_findings
-from .eol import unsupported_os_findings
+from .eol import load_eol, unsupported_os_findings
 from .patch import feed_finding, linux_findings, windows_findings
+from .third_party import debian_programs, program_findings, windows_third_party
 
 OVERDUE = "patch.security_update_overdue"
 
@@ -62,6 +63,9 @@ def patch_step(ctx: StepContext) -> StepResult:
     findings += unsupported_os_findings(estate, ctx.today)
     windows = windows_findings(ctx.findings, ctx.today)
     findings += windows
+    # Third-party applications: the device audit's read of the uninstall keys, and dpkg below.
+    eol = load_eol()
+    findings += windows_third_party(ctx.findings, feed, eol, ctx.today)
     notes: list[str] = []
     hosts: list[HostPackages] = []
     evidence: dict[str, list[EvidenceRef]] = {}
@@ -89,6 +93,9 @@ def patch_step(ctx: StepContext) -> StepResult:
         evidence[h.host] = [ctx.run.write_evidence(f"patch/{h.host}/{name}", text, f"{name} on {h.host}")
                             for name, text in h.raw.items()]
     findings += linux_findings(hosts, feed, ctx.today, estate, evidence)
+    for h in hosts:
+        findings += program_findings(h.host, debian_programs(h.packages), feed, eol, ctx.today,
+                                     evidence=evidence.get(h.host, []))
     c = Counter(f.check_id for f in findings if f.failing)
     unread = sum(1 for f in findings if f.key == "patch-state")
     ctx.run.write_evidence("patch/summary.json", json.dumps({

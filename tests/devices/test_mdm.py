@@ -169,3 +169,19 @@ def test_glenmoray_export_is_judged_with_its_own_names_only(tmp_path: Path) -> N
     assert f[("host:GMC-IPHONE-0112", "mdm.compliance")].status is Status.PASS
     text = json.dumps([x.model_dump(mode="json") for x in out.findings])
     assert "Harrowdale" not in text and "HDC-" not in text
+
+
+def test_estate_assess_refuses_a_broken_intune_export_with_exit_2_and_stores_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from security_checks.cli.app import app
+
+    export = tmp_path / "devices.csv"
+    export.write_text("Name,Platform\nHDC-IPAD-0001,iPadOS\n")
+    home = tmp_path / "home"
+    r = CliRunner().invoke(app, ["assess", "--intune-export", str(export), "--home", str(home), "--no-report"])
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: --intune-export: "), r.output
+    assert "devices.csv:1: no 'Device name'" in lines[0]
+    assert not (home / "runs").exists() or not any((home / "runs").iterdir())
