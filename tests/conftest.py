@@ -28,6 +28,15 @@ def estate_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's ESTATE_DB (a shared store) must never receive test runs, nor one test's --db the next's."""
+    from security_checks.store.db import select_database
+
+    monkeypatch.delenv("ESTATE_DB", raising=False)
+    select_database(None)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.geteuid() == 0:
         return

@@ -67,6 +67,18 @@ WaitOpt = Annotated[float, typer.Option(
     "--wait", min=0, help="When another estate command is writing to --home, wait up to this many seconds "
     "(0: refuse at once).")]
 EXIT_BUSY = 75  # EX_TEMPFAIL: the home is busy, nothing was done, try again
+DbOpt = Annotated[str | None, typer.Option(
+    "--db", metavar="URL", show_default="ESTATE_DB, else <home>/estate.db",
+    help="The findings database: postgresql://ROLE@HOST/DB for a store shared by several operators and "
+    "site scanners (put the password in ~/.pgpass or PGPASSWORD, not in the URL), or sqlite:///PATH. "
+    "Evidence files stay under --home either way.")]
+
+
+def use_database(url: str | None) -> None:
+    """--db: the database every store this command opens uses (the runner never needs to know which)."""
+    from ..store.db import select_database
+
+    select_database(url)
 
 
 def wait_reporter() -> Callable[[str, float], None]:
@@ -142,8 +154,9 @@ def same_estate(info: RunInfo, loaded: LoadedEstate) -> None:
 def open_store(home: Path) -> Store:
     """The store for reading (a shared lock while the command runs). Bad store: one line, exit 2."""
     from ..store import StoreError
+    from ..store.db import configured
 
-    if not (home / "estate.db").exists() and not (home / "runs").is_dir():
+    if not configured() and not (home / "estate.db").exists() and not (home / "runs").is_dir():
         usage_error(f"{home}: no store here yet (nothing has run with this --home): run `estate assess` first")
     try:
         store = Store(home)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -14,19 +15,25 @@ app = typer.Typer(
     rich_markup_mode="rich", no_args_is_help=True)
 
 
-@app.command(epilog="Examples:\n\n  estate store status\n\n  estate store status --verify --format json")
+@app.command(epilog=("Examples:\n\n  estate store status\n\n  estate store status --verify --format json\n\n"
+                     "  estate --db postgresql://auditor@db.council.internal/estate store status"))
 def status(home: HomeOpt = DEFAULT_HOME, verify: bool = typer.Option(
                False, "--verify", help="Also re-hash every run's evidence against the hashes stored at commit."),
            format: FormatOpt = Format.TEXT) -> None:
-    """The store's schema, runs, evidence directories, quarantine and who is writing now.
+    """The store's back-end and where it is, its schema, runs, evidence directories, quarantine and who is writing now.
+
+    The database is SQLite in --home unless --db or ESTATE_DB names a shared PostgreSQL one (its
+    password is never shown). Evidence always stays under --home: on a shared store this home checks
+    the runs whose evidence it holds, and counts the others.
 
     Exit 0 when the store is consistent (and, with --verify, every evidence file is intact), 1 when
     something needs attention, 2 when the store cannot be opened (the message says why).
     """
     from ..store import Store, StoreError
+    from ..store.db import configured
     from ..store.lock import describe, holder, holds_writer_lock
 
-    if not (home / "estate.db").exists() and not (home / "runs").is_dir():
+    if not configured() and not (home / "estate.db").exists() and not (home / "runs").is_dir():
         usage_error(f"{home}: no store here yet")
     try:
         store = Store(home, recovering=True)
@@ -34,15 +41,18 @@ def status(home: HomeOpt = DEFAULT_HOME, verify: bool = typer.Option(
         usage_error(str(exc))
     with store:
         runs = store.runs()
+        here = set(store.own_run_ids())
         unknown = store.unknown_run_dirs()
         consistency = store.missing_evidence_dirs()
         damaged: dict[str, list[str]] = {}
         if verify:
-            for r in runs:
+            for r in (r for r in runs if r.id in here):
                 problems = store.verify_evidence(r.id)
                 if problems:
                     damaged[r.id] = problems
-        doc: dict[str, Any] = {"home": str(home), "schema": store.schema_version[-1] if store.schema_version else None,
+        doc: dict[str, Any] = {"home": str(home), "backend": store.location.backend,
+               "database": store.location.shown, "home_id": store.home_id, "runs_with_evidence_here": len(here),
+               "schema": store.schema_version[-1] if store.schema_version else None,
                "runs": len(runs), "latest_run": runs[0].id if runs else None,
                "unknown_run_dirs": unknown, "missing_evidence": consistency,
                "staging": store.staging_dirs(), "quarantine": store.quarantined(),
@@ -53,8 +63,12 @@ def status(home: HomeOpt = DEFAULT_HOME, verify: bool = typer.Option(
     if format is Format.JSON:
         emit_json({**doc, "ok": not trouble})
     else:
-        err.print(f"store {home}: schema {doc['schema']}, {doc['runs']} run(s), latest {doc['latest_run'] or '-'}, "
+        err.print(f"store {home}: {doc['backend']} {doc['database']}", soft_wrap=True, markup=False)
+        err.print(f"  schema {doc['schema']}, {doc['runs']} run(s), latest {doc['latest_run'] or '-'}, "
                   f"{doc['rap_items']} RAP item(s)")
+        if store.location.shared:
+            err.print(f"  this home ({doc['home_id']}) holds the evidence of {len(here)} of them", soft_wrap=True,
+                      markup=False)
         if doc["writer"]:
             err.print(f"  writing now: {doc['writer']}")
         for d in unknown:
@@ -68,7 +82,7 @@ def status(home: HomeOpt = DEFAULT_HOME, verify: bool = typer.Option(
         if doc["staging"] and not doc["writer"]:
             err.print(f"  staging left by a killed run (the next writer quarantines it): {', '.join(doc['staging'])}")
         if verify and not damaged:
-            err.print(f"  evidence of all {len(runs)} run(s) matches the hashes stored at commit")
+            err.print(f"  evidence of all {len(here)} run(s) held here matches the hashes stored at commit")
         err.print("[green]consistent[/]" if not trouble else "[bold red]needs attention[/]")
     raise typer.Exit(1 if trouble else 0)
 
@@ -125,3 +139,34 @@ def recover(home: HomeOpt = DEFAULT_HOME,
             err.print("choose: --adopt (put them back) or --quarantine (set them aside); nothing was changed")
     raise typer.Exit(1 if any(d["action"] == "found" for d in done) else 0)
 
+
+
+@app.command(epilog=("Examples:\n\n  estate store grants --database estate > grants.sql\n\n"
+                     "  estate --db postgresql://estate_owner@db.council.internal/estate store grants | psql ..."))
+def grants(database: str | None = typer.Option(
+               None, "--database", help="The PostgreSQL database's name. Default: the one --db or ESTATE_DB "
+               "names, else estate."),
+           format: FormatOpt = Format.TEXT) -> None:
+    """Print the SQL that gives a shared PostgreSQL store least-privilege roles.
+
+    estate_reader (report readers, auditors) may only read; estate_writer (operators' runs, site
+    scanners) may add runs and move the Remediation Action Plan on, but never change the schema or
+    delete a run; the database's owner applies migrations. Run the statements once as the owner,
+    then make each person or scanner a login role in one of the two. Nothing is executed here.
+    """
+    from urllib.parse import urlsplit
+
+    from ..store.db import configured
+    from ..store.grants import grant_statements
+
+    url = configured() or ""
+    name = database or (urlsplit(url).path.lstrip("/") if url.startswith(("postgresql:", "postgres:")) else "") \
+        or "estate"
+    try:
+        statements = grant_statements(name)
+    except ValueError as exc:
+        usage_error(f"--database: {exc}")
+    if format is Format.JSON:
+        emit_json({"database": name, "statements": [s for s in statements if not s.startswith("--")]})
+    else:
+        sys.stdout.write("\n".join(statements) + "\n")

@@ -2,7 +2,9 @@
 
 Layout under the state directory (the home: --home, ESTATE_HOME, default ./.estate):
 
-    estate.db                  runs, findings, verdicts, evidence index, the RAP (SQLite, WAL)
+    estate.db                  runs, findings, verdicts, evidence index, the RAP (SQLite, WAL),
+                               unless the store is a shared PostgreSQL database (store/db.py)
+    home.id                    this home's identity: a shared store records which home holds a run's evidence
     runs/<run-id>/             a committed run's evidence files, and .estate-run.json (its manifest)
     runs/.staging-<run-id>/    a run in progress (or committed a moment ago, not yet renamed)
     quarantine/<name>/         directories recovery moved aside; nothing is ever deleted
@@ -15,6 +17,11 @@ its verdicts, its evidence index and its Remediation Action Plan transition; onl
 staging directory into place. A process killed at any point leaves either nothing committed (a
 staging directory, quarantined by the next writer) or a committed run whose directory the next
 writer renames into place: no reader ever sees a partial run, and no command deletes a run's files.
+
+On a shared PostgreSQL store the same holds per home: the transaction is the commit point for runs
+from every home (one writer at a time, through the database's advisory lock, so the RAP transition is
+computed from the plan every earlier commit left), and each home checks and recovers only the runs
+whose evidence it holds (runs.evidence_home). The runner does not know which back-end it has.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import os
 import re
 import secrets
 import shutil
-import sqlite3
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,6 +90,7 @@ class RunInfo:
     checks_run: list[str] = field(default_factory=list)
     context: dict[str, Any] = field(default_factory=dict)
     rap_update: dict[str, Any] = field(default_factory=dict)
+    evidence_home: str = ""   # the home holding its evidence (store/core.py home_identity); "" before migration 070
 
     @property
     def organisation(self) -> str:
@@ -166,31 +174,38 @@ class Store:
     runner take it); only a writer recovers what a killed process left.
     """
 
-    def __init__(self, home: Path | None = None, *, writer: bool = False, recovering: bool = False):
+    def __init__(self, home: Path | None = None, *, writer: bool = False, recovering: bool = False,
+                 database: str | None = None):
         self.home = Path(home) if home else default_home()
         self.writer = writer
         self.runs_dir = self.home / "runs"
         self.quarantine_dir = self.home / "quarantine"
-        self.db_path = self.home / "estate.db"
+        # --db / ESTATE_DB, else <home>/estate.db: where the database is, and how to name it in messages.
+        self.location = dbmod.locate(self.home, database)
+        self.db_path: Path | str = Path(self.location.target) if not self.location.shared else self.location.shown
         private_dir(self.home)
         private_dir(self.runs_dir)
+        self.home_id = home_identity(self.home)
         self.lock = StoreLock(self.home)
         # Readers open under the shared lock (a run in progress holds it too, so reading never waits
         # for a run); only changing what readers see, a migration or a recovery, takes it exclusively.
         self.lock.shared()
-        existed = self.db_path.exists() and self.db_path.stat().st_size > 0
+        existed = (self.location.shared
+                   or (Path(self.location.target).exists() and Path(self.location.target).stat().st_size > 0))
         try:
-            self.db = dbmod.connect(self.db_path)
+            self.db = dbmod.connect(self.location)
         except BaseException:
             self.lock.release()
             raise
         try:
-            pending = dbmod.check_schema(self.db, self.db_path)
+            pending = dbmod.check_schema(self.db)
             if pending or writer:
                 with self.lock.exclusive():
-                    pending = dbmod.check_schema(self.db, self.db_path)   # another process may have done it
+                    pending = dbmod.check_schema(self.db)   # another process may have done it
                     if pending:
                         dbmod.migrate(self.db, pending)
+                    if writer:
+                        dbmod.check_can_write(self.db)
                     # `estate store recover` opens what the others refuse, to repair it.
                     self.problems = [] if recovering else self._consistency(existed)
                     self.recovered = self._recover() if writer else []
@@ -236,9 +251,16 @@ class Store:
                 finals.append(entry.name)
         return sorted(finals), sorted(staging)
 
+    def own_run_ids(self) -> list[str]:
+        """The committed runs whose evidence this home holds: all of them in a SQLite store."""
+        if not self.location.shared:
+            return [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY id")]
+        return [r[0] for r in self.db.execute("SELECT id FROM runs WHERE evidence_home = ? ORDER BY id",
+                                              (self.home_id,))]
+
     def _consistency(self, existed: bool) -> list[str]:
         """Refuse a database that does not know runs whose evidence is on disk; list lesser problems."""
-        known = {r[0] for r in self.db.execute("SELECT id FROM runs")}
+        known = set(self.own_run_ids())
         finals, _staging = self._run_dirs()
         unknown = [d for d in finals if d not in known]
         if unknown:
@@ -252,14 +274,14 @@ class Store:
 
     def missing_evidence_dirs(self) -> list[str]:
         """Committed runs whose evidence directory is gone (someone deleted it)."""
-        known = [r[0] for r in self.db.execute("SELECT id FROM runs ORDER BY id")]
+        known = self.own_run_ids()
         return [f"run {r}: its evidence directory {self.runs_dir / r} is missing" for r in known
                 if not (self.runs_dir / r).is_dir() and not (self.runs_dir / f"{STAGING_PREFIX}{r}").is_dir()]
 
     def _recover(self) -> list[str]:
         """Finish or set aside what a killed writer left (the caller holds the writer lock)."""
         notes = []
-        known = {r[0] for r in self.db.execute("SELECT id FROM runs")}
+        known = set(self.own_run_ids())
         _finals, staging = self._run_dirs()
         for run_id in staging:
             src = self.runs_dir / f"{STAGING_PREFIX}{run_id}"
@@ -289,7 +311,7 @@ class Store:
         return [dict(r) for r in self.db.execute("SELECT * FROM quarantine ORDER BY moved_at, name")]
 
     def unknown_run_dirs(self) -> list[str]:
-        known = {r[0] for r in self.db.execute("SELECT id FROM runs")}
+        known = set(self.own_run_ids())
         return [d for d in self._run_dirs()[0] if d not in known]
 
     def staging_dirs(self) -> list[str]:
@@ -308,6 +330,7 @@ class Store:
             raise StoreError(f"{root / MANIFEST}: cannot adopt run {run_id} ({exc})") from None
         row = dict(doc["run"])
         row["rap_update"] = json.dumps({"not_replayed": 1})
+        row["evidence_home"] = self.home_id    # it is adopted from this home's directory
         findings = [Finding.model_validate(f) for f in doc["findings"]]
         verdicts = [FrameworkVerdict.model_validate(v) for v in doc.get("verdicts", [])]
         listed = {e["path"]: e for e in doc.get("evidence", [])}
@@ -371,7 +394,9 @@ class Store:
         update = RapUpdate()
         with self.lock.exclusive():
             cur = self.db.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            # One writer at a time for the whole database (every home of a shared store): the RAP
+            # read below is the plan every earlier commit left, so no transition is lost.
+            self.db.begin_write()
             try:
                 if c.rap is not None:
                     update = c.rap(rapsql.items(cur, with_history=False))
@@ -397,10 +422,9 @@ class Store:
                 cur.executemany("INSERT INTO evidence_files (run_id, path, size, sha256, withheld) VALUES (?,?,?,?,?)",
                                 [(w.id, e.path, e.size, e.sha256, e.withheld) for e in evidence])
                 pause_at("commit:in-transaction")
-                cur.execute("COMMIT")
+                self.db.commit()
             except BaseException:
-                if self.db.in_transaction:
-                    cur.execute("ROLLBACK")
+                self.db.rollback()
                 raise
             pause_at("commit:before-rename")
             os.rename(w.staging, self.runs_dir / w.id)
@@ -414,10 +438,10 @@ class Store:
                 "full_scope": int(c.full_scope), "tool_versions": json.dumps(c.tool_versions, sort_keys=True),
                 "steps": json.dumps(c.steps), "job": c.job, "assessed_on": c.assessed_on.isoformat(),
                 "selection": json.dumps(c.selection), "checks_run": json.dumps(sorted(c.checks_run)),
-                "context": json.dumps(c.context, default=str), "rap_update": "{}"}
+                "context": json.dumps(c.context, default=str), "rap_update": "{}", "evidence_home": self.home_id}
 
     @staticmethod
-    def _first_seen(cur: sqlite3.Cursor, ids: list[str]) -> dict[str, datetime]:
+    def _first_seen(cur: dbmod.Cursor, ids: list[str]) -> dict[str, datetime]:
         out: dict[str, datetime] = {}
         for chunk in range(0, len(ids), 500):
             part = ids[chunk:chunk + 500]
@@ -478,9 +502,10 @@ class Store:
     @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
         """A row that no longer decodes is a damaged store, said in one line: never a wrong answer."""
+        damage: tuple[type[BaseException], ...] = (ValueError, KeyError, TypeError, *dbmod.DATABASE_ERRORS)
         try:
             yield
-        except (sqlite3.DatabaseError, ValueError, KeyError, TypeError) as exc:
+        except damage as exc:
             raise StoreError(f"{self.db_path}: the store is damaged: {what} cannot be read "
                              f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
                              "restore it from a backup, or move it aside and run `estate store recover --adopt`"
@@ -553,20 +578,35 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT run_id FROM rap_runs ORDER BY run_id")]
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
+    def transaction(self) -> Iterator[dbmod.Cursor]:
         """A write transaction for the store's own modules (archive records, recovery)."""
         cur = self.db.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        self.db.begin_write()
         try:
             yield cur
-            cur.execute("COMMIT")
+            self.db.commit()
         except BaseException:
-            if self.db.in_transaction:
-                cur.execute("ROLLBACK")
+            self.db.rollback()
             raise
 
 
-def _run_info(row: sqlite3.Row) -> RunInfo:
+def home_identity(home: Path) -> str:
+    """This home's name in a shared store: made once (host and path when first used), then kept with it."""
+    path = home / "home.id"
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text().strip()
+    made = f"{socket.gethostname()}:{home.resolve()}#{secrets.token_hex(4)}"
+    tmp = atomic_write(home / f".home.id.{secrets.token_hex(4)}", made + "\n")
+    try:
+        os.link(tmp, path)          # the first process to name the home wins; the others read its name
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+def _run_info(row: Any) -> RunInfo:
     keys = row.keys()
 
     def j(name: str, default: Any) -> Any:
@@ -581,7 +621,7 @@ def _run_info(row: sqlite3.Row) -> RunInfo:
         job=row["job"] if "job" in keys else "",
         assessed_on=date.fromisoformat(assessed) if assessed else None,
         selection=j("selection", {}), checks_run=j("checks_run", []), context=j("context", {}),
-        rap_update=j("rap_update", {}))
+        rap_update=j("rap_update", {}), evidence_home=row["evidence_home"] if "evidence_home" in keys else "")
 
 
 def _index(root: Path) -> list[EvidenceFile]:

@@ -56,9 +56,7 @@ def record_push(store: Store, destination: str, bundle: str, sums_sha256: str,
     """Record a bundle and every object of it at once; returns the bundle's retain-until (the earliest)."""
     dates = [o.retain_until for o in objects if o.retain_until is not None]
     until = min(dates) if dates and len(dates) == len(objects) else None
-    cur = store.db.cursor()
-    cur.execute("BEGIN IMMEDIATE")
-    try:
+    with store.transaction() as cur:
         # A bundle recorded before per-object rows existed is re-checked by the next push: replace.
         cur.execute("DELETE FROM evidence_objects WHERE destination = ? AND bundle = ?", (destination, bundle))
         cur.executemany(
@@ -72,11 +70,6 @@ def record_push(store: Store, destination: str, bundle: str, sums_sha256: str,
             " sums_sha256 = excluded.sums_sha256, objects = excluded.objects,"
             " retain_until = excluded.retain_until, pushed_at = excluded.pushed_at",
             (destination, bundle, sums_sha256, len(objects), _iso(until), _iso(at)))
-        cur.execute("COMMIT")
-    except BaseException:
-        if store.db.in_transaction:
-            cur.execute("ROLLBACK")
-        raise
     return until
 
 
@@ -99,17 +92,10 @@ def bundles_without_objects(store: Store, destination: str) -> list[str]:
 
 def mark_checked(store: Store, destination: str, results: Iterable[tuple[str, str | None]], at: datetime) -> None:
     """Record an audit: (key, problem or None) for each object read."""
-    cur = store.db.cursor()
-    cur.execute("BEGIN IMMEDIATE")
-    try:
+    with store.transaction() as cur:
         cur.executemany("UPDATE evidence_objects SET last_checked_at = ?, last_problem = ?"
                         " WHERE destination = ? AND key = ?",
                         [(_iso(at), problem, destination, key) for key, problem in results])
-        cur.execute("COMMIT")
-    except BaseException:
-        if store.db.in_transaction:
-            cur.execute("ROLLBACK")
-        raise
 
 
 def _iso(at: datetime | None) -> str | None:

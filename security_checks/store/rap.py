@@ -7,15 +7,15 @@ plan as it stands there, and writes what it returns with `apply`, in that same t
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ..remediation import STATUSES, RapItem, RapUpdate
+from .db import Cursor, Database
 
 _SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
-def items(cur: sqlite3.Cursor | sqlite3.Connection, *, with_history: bool) -> dict[str, RapItem]:
+def items(cur: Cursor | Database, *, with_history: bool) -> dict[str, RapItem]:
     out = {r["finding_id"]: RapItem.from_row(r) for r in cur.execute("SELECT * FROM rap_items")}
     if with_history:
         for r in cur.execute("SELECT finding_id, seq, run_id, at, from_status, to_status, reason"
@@ -26,14 +26,14 @@ def items(cur: sqlite3.Cursor | sqlite3.Connection, *, with_history: bool) -> di
     return out
 
 
-def items_sorted(db: sqlite3.Connection, *, with_history: bool = True) -> list[RapItem]:
+def items_sorted(db: Database, *, with_history: bool = True) -> list[RapItem]:
     order = {s: i for i, s in enumerate(STATUSES)}
     return sorted(items(db, with_history=with_history).values(),
                   key=lambda i: (order.get(i.status, 9), -_SEVERITY_RANK.get(i.severity, 0), i.target_date,
                                  i.finding_id))
 
 
-def apply(cur: sqlite3.Cursor, run_id: str, update: RapUpdate, *, full_scope: bool) -> None:
+def apply(cur: Cursor, run_id: str, update: RapUpdate, *, full_scope: bool) -> None:
     for ch in update.changes:
         row = ch.item.row()
         cols = list(row)

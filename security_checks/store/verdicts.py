@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from ..verdicts import FrameworkVerdict, RequirementRow
+from .db import Cursor, Database
 
 
-def insert(cur: sqlite3.Cursor, run_id: str, verdicts: list[FrameworkVerdict]) -> None:
+def insert(cur: Cursor, run_id: str, verdicts: list[FrameworkVerdict]) -> None:
     for v in verdicts:
         head = v.model_dump(mode="json", exclude={"requirements"})
         cur.execute("INSERT INTO verdicts (run_id, framework, version, in_force, verdict, data) VALUES (?,?,?,?,?,?)",
@@ -19,7 +19,7 @@ def insert(cur: sqlite3.Cursor, run_id: str, verdicts: list[FrameworkVerdict]) -
                          for i, r in enumerate(v.requirements)])
 
 
-def read(db: sqlite3.Connection, run_id: str) -> list[FrameworkVerdict]:
+def read(db: Database, run_id: str) -> list[FrameworkVerdict]:
     rows: dict[tuple[str, str], list[RequirementRow]] = {}
     for r in db.execute("SELECT framework, version, data FROM requirement_results WHERE run_id = ?"
                         " ORDER BY framework, version, position", (run_id,)):

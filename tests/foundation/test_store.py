@@ -16,6 +16,9 @@ from security_checks.step import Step, StepContext, StepResult
 from security_checks.store import EvidenceMismatch, Store
 from tests.runs import given, run_with
 
+# Every test here runs on both back-ends: SQLite in the home, and a real PostgreSQL server (conftest.py).
+pytestmark = pytest.mark.usefixtures("backend")
+
 DEMO = Path(__file__).resolve().parents[2] / "inventory" / "demo"
 TODAY = date(2026, 11, 22)
 

@@ -50,7 +50,9 @@ CREATE TABLE quarantine (
 );
 
 -- Findings stored before evidence kinds existed rested on scans and audits, except the
--- configuration checks made on the estate YAML and the offline plan.
+-- configuration checks made on the estate YAML and the offline plan. (SQLite's JSON functions: a
+-- PostgreSQL store starts at this version or later, so it has no such rows; see store/db.py.)
+-- sqlite only {
 UPDATE findings SET data = json_set(data, '$.evidence_kind',
     CASE WHEN check_id LIKE 'ce.%' OR check_id LIKE 'infra.policy.%' OR check_id = 'patch.unsupported_os'
          THEN 'declared' ELSE 'observed' END)
@@ -58,3 +60,4 @@ WHERE json_extract(data, '$.evidence_kind') IS NULL;
 UPDATE findings SET data = json_set(json_remove(data, '$.details.accepted'), '$.acceptance',
                                     json_extract(data, '$.details.accepted'))
 WHERE json_extract(data, '$.details.accepted') IS NOT NULL;
+-- }
