@@ -21,6 +21,7 @@ from . import schedule as schedule_cli
 from .common import (
     DEFAULT_HOME,
     DEMO_ESTATE,
+    DbOpt,
     EstateOpt,
     FailOn,
     FailOnOpt,
@@ -37,6 +38,7 @@ from .common import (
     print_steps,
     run_job,
     usage_error,
+    use_database,
 )
 
 app = typer.Typer(
@@ -79,8 +81,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
-    pass
+                                       help="Print the version and exit."),
+          db: DbOpt = None) -> None:
+    use_database(db)
 
 
 @app.command(epilog="Examples:\n\n  estate validate\n\n  estate validate --estate ../our-estate --format json")
