@@ -22,7 +22,9 @@ from .step import Step
 # Check ids each step can emit (fnmatch patterns): --check/--exclude-check choose steps by them,
 # and a RAP item closes only when the run ran its check.
 DRIFT_CHECKS = ("scan.undeclared_*", "scan.declared_service_*", "scan.weak_*", "scan.plaintext_protocol",
-                "scan.management_exposed", "scan.http_headers", "scan.certificate")
+                "scan.management_exposed", "scan.http_headers", "scan.certificate", "scan.vulnerable_version",
+                "scan.eol_product")
+IMPORT_CHECKS = (*DRIFT_CHECKS, "scan.ithc_result", "scan.host_out_of_scope")
 SEGREGATION_CHECKS = ("scan.segregation_breach", "scan.management_exposed")
 
 SELFTEST = Step("selftest-scan", selftest_scan, "self-test scan of the declared loopback services", DRIFT_CHECKS)
@@ -47,8 +49,8 @@ ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, MDM, INFRA_PLAN
 
 SCAN_SCOPE = Job("scan", (Step("scope-scan", scope_scan, "scan of an authorised scope", DRIFT_CHECKS),),
                  "a scan of one scope")
-SCAN_IMPORT = Job("scan-import", (Step("scan-import", import_scan, "nmap XML from elsewhere, compared with the "
-                                       "estate", DRIFT_CHECKS),), "an imported scan")
+SCAN_IMPORT = Job("scan-import", (Step("scan-import", import_scan, "a scan file from elsewhere (nmap XML, Nessus, "
+                                       "OpenVAS), compared with the estate", IMPORT_CHECKS),), "an imported scan")
 SCAN_MATRIX = Job("scan", (SEGREGATION,), "the segregation matrix")
 SCAN_SITE = Job("scan", (Step("site-scan", site_scan, "a site's own scanner (ansible-runner worker)",
                               DRIFT_CHECKS, needs_root="the site scanner runs in a network namespace"),),

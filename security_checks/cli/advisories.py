@@ -25,7 +25,10 @@ EPILOG = (
     "  --dsa-list        https://salsa.debian.org/security-tracker-team/security-tracker/-/raw/master/data/DSA/list "
     "and .../data/DLA/list  (the dates: the tracker JSON has none)\n\n"
     "  --nvd             https://services.nvd.nist.gov/rest/json/cves/2.0?lastModStartDate=...&lastModEndDate=... "
-    "saved page by page, or one file per ?cveId=  (CVSS v3.1 vectors)\n\n"
+    "saved page by page, or one file per ?cveId=  (CVSS v3.1 vectors; with --ecosystem cpe or by default, the "
+    "vendor products each CVE affects, from its configurations: what scans match service versions against)\n\n"
+    "  --nvd-cpe-match   https://services.nvd.nist.gov/rest/json/cpematch/2.0?lastModStartDate=...  (optional: "
+    "version bounds for a CVE's matchCriteriaId where the CVE file left them out)\n\n"
     "  --debian-sources  https://deb.debian.org/debian/dists/bookworm/main/source/Sources.xz and "
     "https://security.debian.org/debian-security/dists/bookworm-security/main/source/Sources.xz  "
     "(which binary packages each source builds)\n\n"
@@ -59,6 +62,9 @@ def build(
     nvd: Annotated[list[Path] | None, typer.Option(
         "--nvd", help="NVD CVE API 2.0 responses: a file or a directory of them (repeat). Supplies CVSS v3.1 "
         "vectors; without one an advisory is unrated, which the patch step treats as high.")] = None,
+    nvd_cpe_match: Annotated[list[Path] | None, typer.Option(
+        "--nvd-cpe-match", help="NVD CPE Match API 2.0 responses (file or directory, repeat): the version bounds "
+        "behind a CVE's matchCriteriaId, for vendor products (the cpe ecosystem).")] = None,
     csaf: Annotated[list[Path] | None, typer.Option(
         "--csaf", help="CSAF 2.0 vendor advisories: a file or a directory of *.json (repeat). Needs --csaf-map.")
     ] = None,
@@ -107,7 +113,7 @@ def build(
         chosen = feed_build.estate_ecosystems(load_or_exit(estate).estate)
     inputs = feed_build.Inputs(debian_tracker=debian_tracker, dsa_lists=dsa_list or [], nvd=nvd or [],
                                csaf=csaf or [], csaf_map=csaf_map, debian_sources=debian_sources or [],
-                               packages=packages)
+                               packages=packages, nvd_cpe_match=nvd_cpe_match or [])
     try:
         result = feed_build.build(inputs, ecosystems=chosen, feed_date=when, note=source)
         feed_build.write_feed(result.feed, out)

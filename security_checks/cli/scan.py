@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,12 +20,12 @@ from .common import (
     HomeOpt,
     WaitOpt,
     emit_json,
-    err,
     exit_for,
     load_or_exit,
     print_failing,
     print_steps,
     run_job,
+    show,
     usage_error,
 )
 
@@ -33,13 +34,21 @@ app = typer.Typer(
           "hosts and ports, declared services down, weak TLS/SSH/SMB, plaintext protocols, exposed management "
           "interfaces, segregation breaches. Every target is checked against scan_scopes (ranges, exclusions, "
           "Europe/London time windows, expiry) before a packet is sent; there is no override. Lab scopes are "
-          "scanned only from the lab's scanner namespaces. The raw nmap XML is kept as evidence."),
+          "scanned only from the lab's scanner namespaces. The raw nmap XML is kept as evidence. Service versions "
+          "are judged offline against the council's advisory feed (never the vulners script), and `estate scan "
+          "import` also takes an ITHC tester's Nessus or OpenVAS file."),
     rich_markup_mode="rich", invoke_without_command=True, no_args_is_help=False)
 
 ProfileOpt = Annotated[str, typer.Option("--profile", help="discovery | standard | deep (capped by the scope).")]
 ScopeOpt = Annotated[str | None, typer.Option("--scope", help="Scan scope name (scan_scopes in the estate).")]
 TargetOpt = Annotated[list[str], typer.Option("--target", "-t", help="Address or network inside the scope "
                                                                       "(repeat). Default: the whole scope.")]
+
+
+FeedOpt = Annotated[Path | None, typer.Option(
+    "--advisory-feed", help="The offline advisory feed (estate-advisories/1) service versions are judged against. "
+                            "Default: the estate's (organisation.advisory_feed); with none, versions are not judged "
+                            "(reported as not assessed).")]
 
 
 def _done(outcome: Any, format: Format, extra: dict[str, object], fail_on: FailOn) -> NoReturn:
@@ -52,8 +61,8 @@ def _done(outcome: Any, format: Format, extra: dict[str, object], fail_on: FailO
     else:
         print_steps(run.steps)
         print_failing(findings)
-        err.print(f"run [bold]{run.id}[/]: {len(findings)} findings stored, {len(fails)} failing"
-                  + (f"; RAP: {', '.join(f'{n} {k}' for k, n in outcome.rap.items() if n)}"
+        show.print(f"run [bold]{run.id}[/]: {len(findings)} findings stored, {len(fails)} failing"
+                   + (f"; RAP: {', '.join(f'{n} {k}' for k, n in outcome.rap.items() if n)}"
                      if any(outcome.rap.values()) else ""))
     raise typer.Exit(exit_for(findings, fail_on))
 
@@ -68,8 +77,9 @@ def _done(outcome: Any, format: Format, extra: dict[str, object], fail_on: FailO
 def scan(ctx: typer.Context, scope: ScopeOpt = None, profile: ProfileOpt = "standard",
          target: TargetOpt = [],  # noqa: B006 (typer reads the default)
          estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, format: FormatOpt = Format.TEXT,
-         fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0) -> None:
-    """Scan a scope (or targets in it) and compare what answers with the estate."""
+         fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0, advisory_feed: FeedOpt = None) -> None:
+    """Scan a scope (or targets in it) and compare what answers with the estate, service versions
+    with the offline advisory feed."""
     if ctx.invoked_subcommand is not None:
         return
     if not scope and not target:
@@ -89,7 +99,9 @@ def scan(ctx: typer.Context, scope: ScopeOpt = None, profile: ProfileOpt = "stan
     harness = None
     if auth.scope.lab:
         harness = _lab_in_use(loaded, home)
-    outcome = run_job(SCAN_SCOPE, loaded, home, options={"authorisation": auth, "targets": target or None},
+    known = knowledge(loaded, advisory_feed)
+    outcome = run_job(SCAN_SCOPE, loaded, home, options={"authorisation": auth, "targets": target or None,
+                                                         "knowledge": known},
                       harness=harness, wait=wait, quiet=format is Format.JSON)
     _done(outcome, format, {"scope": auth.scope.name, "profile": profile}, fail_on)
 
@@ -106,36 +118,79 @@ def _lab_in_use(loaded: Any, home: Path) -> Any:
     return LabHarness(selftest=False, namespaces="use", endpoint=False)
 
 
+def knowledge(loaded: Any, advisory_feed: Path | None) -> Any:
+    """The offline vulnerability data for the version matcher: the feed, end-of-support data, vendor order.
+    A broken feed is bad input: exit 2 before any run opens."""
+    from datetime import date
+    from functools import partial
+
+    from ..compliance import vendorver
+    from ..compliance.advisories import FeedError, load_feed
+    from ..compliance.eol import load_eol, product_eol
+    from ..scan.versions import Knowledge
+
+    declared = loaded.estate.organisation.advisory_feed
+    path = advisory_feed or (loaded.root / declared if declared else None)
+    feed = None
+    if path is not None:
+        try:
+            feed = load_feed(path)
+        except FeedError as exc:
+            usage_error(f"{'--advisory-feed' if advisory_feed else 'organisation.advisory_feed'}: {exc}")
+    return Knowledge(feed=feed, feed_label=f"{path.name} of {feed.feed_date.isoformat()}" if feed and path else "",
+                     product_eol=partial(product_eol, load_eol()), version_key=vendorver.key, today=date.today())
+
+
 @app.command("import", epilog="Examples:\n\n  estate scan import ithc-internal.xml\n\n"
-             "  estate scan import site-scan.xml --format json | jq '.findings | length'")
-def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX) produced elsewhere.")],
+             "  estate scan import ithc-2026.nessus --format json | jq '.findings | length'\n\n"
+             "  estate scan import greenbone-report.xml --from-zone corporate\n\n"
+             "  ssh scanner cat scan.xml | estate scan import -")
+def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX), Nessus v2 (.nessus) or OpenVAS/Greenbone "
+                                                      "report XML; - reads standard input.")],
+            from_zone: Annotated[str | None, typer.Option(
+                "--from-zone", help="The zone the scanner stood in (zones in the estate): management interfaces "
+                                    "it reached on hosts in other zones are exposures, rated by this zone. Default: "
+                                    "the zone of the scanner's own address where nmap recorded it "
+                                    "(localhost-response).")] = None,
+            advisory_feed: FeedOpt = None,
             estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, format: FormatOpt = Format.TEXT,
             fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0) -> None:
-    """Import nmap XML from an ITHC tester or a site scanner into a run of kind scan-import.
+    """Import a scan file from an ITHC tester or a site scanner into a run of kind scan-import.
+
+    The format is told from the file's root element. nmap XML is judged as a live scan is (drift,
+    TLS/SSH/SMB/HTTP, service versions against the advisory feed, management exposure); Nessus and
+    OpenVAS results become scan.ithc_result findings with their plugin/NVT id, CVEs, CVSS v3 vector
+    and plugin output (secrets removed). Every finding names the file's SHA-256, and hosts outside
+    every scan scope are reported (scan.host_out_of_scope), never dropped.
 
     Every finding printed is stored (`estate findings --run <id>`), and its failing findings open
-    Remediation Action Plan items (`estate check psn`). Hostile or broken XML (DTDs, entities,
-    external references, truncated, over 64 MiB) is refused with one line and exit 2, and nothing
-    is stored. An import never closes a RAP item: it is not a full-scope run.
+    Remediation Action Plan items (`estate check psn`). Hostile or broken files (DTDs, entities,
+    external references, truncated, over 64 MiB, also from a pipe) are refused with one line and
+    exit 2, and nothing is stored. An import never closes a RAP item: it is not a full-scope run.
     """
     from ..jobs import SCAN_IMPORT
-    from ..scan.nmapxml import MAX_XML_BYTES, BadScanXml, parse
+    from ..scan.imports import parse_file
+    from ..scan.intake import open_scan, read_capped, read_file
+    from ..scan.nmapxml import BadScanXml
 
     loaded = load_or_exit(estate)
+    if from_zone is not None and from_zone not in {z.name for z in loaded.estate.zones}:
+        usage_error(f"--from-zone {from_zone!r}: no such zone in the estate "
+                    f"(zones: {', '.join(z.name for z in loaded.estate.zones)})")
+    source = "standard input" if str(file) == "-" else str(file)
     try:
-        size = file.stat().st_size
-        if size > MAX_XML_BYTES:
-            usage_error(f"{file}: {size} bytes is over the {MAX_XML_BYTES // (1024 * 1024)} MiB limit for a scan file")
-        data = file.read_bytes()
+        data = read_capped(sys.stdin.buffer, source) if str(file) == "-" else read_file(file)
+        parsed = parse_file(open_scan(data, source))   # bad input: refused before a run opens
     except OSError as exc:
         usage_error(f"{file}: cannot read ({exc.strerror or exc})")
-    try:
-        hosts = len(parse(data, source=str(file)).hosts)   # bad input: refused before a run opens
     except BadScanXml as exc:
         usage_error(str(exc))
-    outcome = run_job(SCAN_IMPORT, loaded, home, options={"xml": data, "source": str(file)}, wait=wait,
+    known = knowledge(loaded, advisory_feed)
+    outcome = run_job(SCAN_IMPORT, loaded, home, options={"parsed": parsed, "source": source, "knowledge": known,
+                                                          "source_zone": from_zone}, wait=wait,
                       quiet=format is Format.JSON)
-    _done(outcome, format, {"file": str(file), "hosts": hosts}, fail_on)
+    _done(outcome, format, {"file": source, "format": parsed.file.kind, "sha256": parsed.file.sha256,
+                            "hosts": parsed.hosts}, fail_on)
 
 
 @app.command(epilog="Examples:\n\n  sudo estate scan matrix\n\n  sudo estate scan matrix --format json | jq .breaches")
@@ -152,18 +207,19 @@ def matrix(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, format
         print_steps(outcome.run.steps)
         raise typer.Exit(2)
     if format is Format.TEXT:
-        err.print("from \\ to: reachable/probes (breaches)")
+        show.print("from \\ to: reachable/probes (breaches)")
         for src, row in m["zones"].items():
             cells = ", ".join(f"{dst} {c['reachable']}/{c['probes']}"
                               + (f" ({c['breaches']}!)" if c["breaches"] else "") for dst, c in row.items())
-            err.print(f"  {src}: {cells}", soft_wrap=True, markup=False)
+            show.print(f"  {src}: {cells}", soft_wrap=True, markup=False)
     _done(outcome, format, {"breaches": m["breaches"], "zones": m["zones"]}, fail_on)
 
 
 @app.command(epilog="Examples:\n\n  sudo estate scan site central-library")
 def site(name: Annotated[str, typer.Argument(help="The site whose scanner runs the scan.")],
          profile: ProfileOpt = "standard", estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME,
-         format: FormatOpt = Format.TEXT, fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0) -> None:
+         format: FormatOpt = Format.TEXT, fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0,
+         advisory_feed: FeedOpt = None) -> None:
     """Scan a site from its own scanner: ansible-runner transmit | worker (at the site) | process.
 
     In the lab the site's scanner is the namespace est-scan-<site>; the job is authorised here,
@@ -178,6 +234,8 @@ def site(name: Annotated[str, typer.Argument(help="The site whose scanner runs t
     if not any(s.lab for s in loaded.estate.scan_scopes) or f"est-scan-{name}" not in build_lab(loaded.estate).scanners:
         usage_error(f"site {name!r} has no scanner that estate can reach from here")
     harness = _lab_in_use(loaded, home)
-    outcome = run_job(SCAN_SITE, loaded, home, options={"site": name, "profile": profile}, harness=harness,
+    known = knowledge(loaded, advisory_feed)
+    outcome = run_job(SCAN_SITE, loaded, home, options={"site": name, "profile": profile, "knowledge": known},
+                      harness=harness,
                       wait=wait, quiet=format is Format.JSON)
     _done(outcome, format, {"site": name}, fail_on)

@@ -32,6 +32,18 @@ NVD CVE API 2.0 responses (https://services.nvd.nist.gov/rest/json/cves/2.0, sav
     vulnerabilities[].cve.id, vulnerabilities[].cve.metrics.cvssMetricV31[].cvssData.vectorString
     (NVD's own "Primary" metric first, else the first listed). Without a vector an advisory is
     unrated, which the patch engine treats as high (Cyber Essentials SUM-5).
+    For the `cpe` ecosystem (vendor products a scan, a device audit or a firewall read-back
+    reports), the same responses give the affected products: vulnerabilities[].cve.configurations[]
+    .nodes[].cpeMatch[] with vulnerable: true, criteria "cpe:2.3:a:<vendor>:<product>:<version>:..."
+    and the bounds versionStartIncluding (the feed's `introduced`) and versionEndExcluding (its
+    `fixed_version`). A match on one exact version, or bounded only by versionEndIncluding or
+    versionStartExcluding, names no first fixed version: it is left out and counted, never guessed.
+    The advisory is `NVD-<CVE id>`, dated by the CVE's `published` date (NVD records no fix date).
+
+NVD CPE Match API 2.0 responses (https://services.nvd.nist.gov/rest/json/cpematch/2.0, optional)
+    matchStrings[].matchString.{matchCriteriaId, criteria, versionStartIncluding,
+    versionEndExcluding, ...}. A CVE's cpeMatch that names its matchCriteriaId but carries no
+    bounds of its own (an abbreviated save) takes them from here.
 
 Debian Sources index and the estate's package list (both optional)
     The tracker names source packages; the feed names binary packages as dpkg reports them. A
@@ -58,7 +70,8 @@ CSAF 2.0 vendor advisories (Microsoft, Fortinet and others; OASIS CSAF 2.0 schem
     the vendor_fix remediations for the package's products, else the document's
     initial_release_date (in UTC). The vector is the highest-scoring `cvss_v3` whose products
     include the package's, else NVD's. When one tracking id is saved twice, the later revision
-    (current_release_date) is used.
+    (current_release_date) is used. A package of the `cpe` ecosystem ("openbsd:openssh") orders
+    its versions the vendor's way (vendorver.py), not dpkg's.
 
 The mapping file (YAML, kept by the council beside its estate; see `estate advisories build --help`)
     format: estate-csaf-map/1
@@ -99,8 +112,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..fsutil import SHARED_FILE, atomic_write
 from ..model.schema import Estate
-from . import debver
-from .advisories import FORMAT, Feed, FeedError, cvss_score, load_feed
+from . import debver, vendorver
+from .advisories import CPE, FORMAT, Feed, FeedError, cvss_score, load_feed
 
 MAP_FORMAT = "estate-csaf-map/1"
 DEBIAN_RELEASES = {"buster": "10", "bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
@@ -117,6 +130,7 @@ _DSA_HEAD = re.compile(r"^\[(\d{1,2}) ([A-Z][a-z]{2}) (\d{4})\]\s+(D[SL]A-\S+)\s
 _DSA_FIX = re.compile(r"^\s+\[([a-z0-9-]+)\]\s+-\s+(\S+)(?:\s+(\S+))?")
 _VERS_OP = re.compile(r"^(>=|<=|!=|>|<|=)?\s*(.+)$")
 _FIXED_STATES = ("first_fixed", "fixed")
+_NVD_BOUNDS = ("versionStartIncluding", "versionStartExcluding", "versionEndIncluding", "versionEndExcluding")
 _AFFECTED_STATES = ("known_affected", "first_affected", "last_affected")
 
 
@@ -338,7 +352,8 @@ class MapEntry(BaseModel):
     vendor: str | None = Field(None, description="the CSAF vendor branch")
     versions: str | None = Field(None, min_length=1, description="the version line: a prefix such as '7.4.'")
     ecosystem: str = Field(pattern=r"^[a-z0-9][a-z0-9.+-]*$")
-    package: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
+    # A cpe package is "vendor:product" (the feed's loader checks its form).
+    package: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]*(:[A-Za-z0-9][A-Za-z0-9.+_-]*)?$")
 
 
 class CsafMap(BaseModel):
@@ -545,6 +560,7 @@ class Inputs:
     csaf_map: Path | None = None
     debian_sources: list[Path] = field(default_factory=list)
     packages: Path | None = None
+    nvd_cpe_match: list[Path] = field(default_factory=list)   # NVD CPE Match API 2.0 responses
 
 
 @dataclass
@@ -595,8 +611,9 @@ def normalise_ecosystem(name: str) -> str:
 
 
 def estate_ecosystems(estate: Estate) -> set[str]:
-    """What the estate runs: endpoint groups, IaaS line-of-business systems, firewall platforms."""
-    out = {g.os.value for g in estate.endpoint_groups}
+    """What the estate runs: endpoint groups, IaaS line-of-business systems, firewall platforms, and
+    the vendor products (cpe) every estate's services are, as scans see them."""
+    out = {g.os.value for g in estate.endpoint_groups} | {CPE}
     out |= {s.os.value for s in estate.lob_systems if s.os is not None}
     out |= {FIREWALL_PLATFORMS[f.vendor] for f in estate.firewalls if f.vendor in FIREWALL_PLATFORMS}
     return out
@@ -625,6 +642,83 @@ def read_nvd(path: Path, into: dict[str, str]) -> str | None:
             into[cid] = _vector(_obj(v31[j].get("cvssData"), path, mw).get("vectorString"), path, (*mw, "vectorString"))
     stamp = root.get("timestamp")
     return str(stamp) if stamp else None
+
+
+def read_cpe_match(path: Path, into: dict[str, dict[str, str]]) -> None:
+    """matchCriteriaId -> its criteria and version bounds, from one NVD CPE Match API 2.0 response."""
+    data, _ = _json(path)
+    root = _obj(data, path, ())
+    for i, item in enumerate(_arr(root.get("matchStrings"), path, ("matchStrings",))):
+        w: tuple[str | int, ...] = ("matchStrings", i, "matchString")
+        ms = _obj(_obj(item, path, w[:2]).get("matchString"), path, w)
+        mid = _str(ms.get("matchCriteriaId"), path, (*w, "matchCriteriaId"))
+        into[mid] = {k: str(v) for k, v in ms.items() if k in ("criteria", *_NVD_BOUNDS) and isinstance(v, str)}
+
+
+def _vendor_version(value: Any, src: Path, where: tuple[str | int, ...]) -> str:
+    text = _str(value, src, where)
+    try:
+        vendorver.key(text)
+    except vendorver.VersionError:
+        _fail(src, where, f"{text!r} is not a version")
+    return text
+
+
+def read_nvd_cpe(path: Path, matches: dict[str, dict[str, str]], vectors: dict[str, str],
+                 out: Build) -> list[dict[str, Any]]:
+    """Advisories of the cpe ecosystem from one NVD CVE API 2.0 response (configurations)."""
+    data, _ = _json(path)
+    root = _obj(data, path, ())
+    found: list[dict[str, Any]] = []
+    for i, item in enumerate(_arr(root.get("vulnerabilities"), path, ("vulnerabilities",))):
+        w: tuple[str | int, ...] = ("vulnerabilities", i, "cve")
+        cve = _obj(_obj(item, path, w[:2]).get("cve"), path, w)
+        cid = _str(cve.get("id"), path, (*w, "id"))
+        published = _datetime(cve.get("published"), path, (*w, "published")).date()
+        descriptions = _arr(cve.get("descriptions", []), path, (*w, "descriptions"))
+        title = next((str(d.get("value", "")) for d in descriptions if isinstance(d, dict) and d.get("lang") == "en"),
+                     "")
+        title = title if len(title) <= 160 else title[:157].rstrip() + "..."
+        for j, conf in enumerate(_arr(cve.get("configurations", []), path, (*w, "configurations"))):
+            cw = (*w, "configurations", j)
+            for k, node in enumerate(_arr(_obj(conf, path, cw).get("nodes", []), path, (*cw, "nodes"))):
+                nw = (*cw, "nodes", k)
+                for m, match in enumerate(_arr(_obj(node, path, nw).get("cpeMatch", []), path, (*nw, "cpeMatch"))):
+                    mw = (*nw, "cpeMatch", m)
+                    match = _obj(match, path, mw)
+                    if match.get("vulnerable") is not True:
+                        continue     # a platform the product runs on ("running on/with"), not the product
+                    bounds = {b: match[b] for b in _NVD_BOUNDS if b in match}
+                    if not bounds and str(match.get("matchCriteriaId", "")) in matches:
+                        bounds = {b: v for b, v in matches[str(match["matchCriteriaId"])].items() if b != "criteria"}
+                    parts = _str(match.get("criteria"), path, (*mw, "criteria")).split(":")
+                    if len(parts) < 6 or parts[:2] != ["cpe", "2.3"] or parts[2] not in ("a", "o", "h"):
+                        _fail(path, (*mw, "criteria"), "not a CPE 2.3 name (cpe:2.3:part:vendor:product:version:...)")
+                    package = f"{parts[3]}:{parts[4]}".lower()
+                    if parts[5] not in ("*", "-"):
+                        out.left_out["NVD: one exact version named (no first fixed version)"] += 1
+                        continue
+                    fixed = bounds.get("versionEndExcluding")
+                    if fixed is None:
+                        out.left_out["NVD: no versionEndExcluding (no first fixed version stated)"] += 1
+                        continue
+                    if "versionStartExcluding" in bounds:
+                        out.left_out["NVD: versionStartExcluding (not expressible as introduced)"] += 1
+                        continue
+                    a: dict[str, Any] = {"id": f"NVD-{cid}", "cve": [cid], "ecosystem": CPE, "package": package}
+                    if "versionStartIncluding" in bounds:
+                        a["introduced"] = _vendor_version(bounds["versionStartIncluding"], path,
+                                                          (*mw, "versionStartIncluding"))
+                    a["fixed_version"] = _vendor_version(fixed, path, (*mw, "versionEndExcluding"))
+                    if "introduced" in a and vendorver.compare(a["introduced"], a["fixed_version"]) >= 0:
+                        out.left_out["NVD: empty version range"] += 1
+                        continue
+                    if cid in vectors:
+                        a["cvss_vector"] = vectors[cid]
+                    a["released"] = published.isoformat()
+                    a["title"] = title
+                    found.append(a)
+    return found
 
 
 def _debian_fixes(src: Path, data: Any, releases: dict[str, str], dsa: DsaLists, nvd: dict[str, str],
@@ -721,7 +815,7 @@ def _document_fixes(doc: CsafDocument, csaf_map: CsafMap, nvd: dict[str, str], o
         cve = v.get("cve")
         for (ecosystem, package), ids in sorted(packages.items()):
             where = {"document": doc.path.name, "id": doc.id, "cve": cve or "", "package": package}
-            fixed = _csaf_fixed_version(doc, ids, states, out, where)
+            fixed = _csaf_fixed_version(doc, ids, states, out, {**where, "ecosystem": ecosystem})
             if fixed is None:
                 continue
             dates: list[date] = []
@@ -755,9 +849,10 @@ def _csaf_fixed_version(doc: CsafDocument, ids: set[str], states: dict[str, set[
         affected = ids & set().union(*(states[s] for s in _AFFECTED_STATES))
         candidates = [v for p in sorted(affected) if (v := doc.products[p].fixed_by_range())]
     usable = []
+    cpe = where.get("ecosystem") == CPE
     for c in candidates:
         try:
-            debver.split(c)
+            vendorver.key(c) if cpe else debver.split(c)
             usable.append(c)
         except ValueError:
             out.no_fixed_version.append({**where, "reason": f"version {c!r} cannot be ordered"})
@@ -765,7 +860,7 @@ def _csaf_fixed_version(doc: CsafDocument, ids: set[str], states: dict[str, set[
         if not candidates:
             out.no_fixed_version.append({**where, "reason": "affected, and no fixed version stated"})
         return None
-    return min(usable, key=debver.sort_key)
+    return min(usable, key=vendorver.key if cpe else debver.sort_key)
 
 
 def _describe_inputs(inputs: Inputs, digest: str, dsa: DsaLists, nvd_stamps: list[str], nvd_count: int,
@@ -811,6 +906,15 @@ def build(inputs: Inputs, *, ecosystems: Iterable[str], feed_date: date, note: s
     del tracker   # the export is large; the fixes are all that is needed of it
     if csaf_map is not None:
         fixes += list(_csaf_fixes(inputs, csaf_map, nvd, out))
+    vendor: list[dict[str, Any]] = []
+    if _selected(CPE, selected):
+        matches: dict[str, dict[str, str]] = {}
+        for given in inputs.nvd_cpe_match:
+            for saved in _files(given):
+                read_cpe_match(saved, matches)
+        for given in inputs.nvd:
+            for saved in _files(given):
+                vendor += read_nvd_cpe(saved, matches, nvd, out)
 
     grouped: dict[tuple[str, str, str, str, date, str, str], set[str]] = defaultdict(set)
     for f in fixes:
@@ -831,6 +935,10 @@ def build(inputs: Inputs, *, ecosystems: Iterable[str], feed_date: date, note: s
         a["released"] = released.isoformat()
         a["title"] = title
         advisories.append(a)
+    if vendor:
+        # The same range named twice (two configurations, two saved pages) is one advisory.
+        unique = {json.dumps(a, sort_keys=True): a for a in vendor}
+        advisories = sorted([*advisories, *unique.values()], key=_advisory_order)
     out.undated.sort(key=lambda u: (u["release"], u["package"], u["fixed_version"], u["cve"]))
     out.no_fixed_version.sort(key=lambda u: (u["document"], u["cve"], u["package"], u["reason"]))
     csaf_docs = sum(len(_files(p)) for p in inputs.csaf if p.exists())
@@ -839,6 +947,12 @@ def build(inputs: Inputs, *, ecosystems: Iterable[str], feed_date: date, note: s
                 "source": "; ".join(parts) + "; built offline by `estate advisories build`",
                 "advisories": advisories}
     return out
+
+
+def _advisory_order(a: dict[str, Any]) -> tuple[str, ...]:
+    # The order above for every advisory, the range's start last: one CVE may name two ranges.
+    return (a["ecosystem"], a["package"], a["released"], a["id"], a["fixed_version"], a.get("cvss_vector", ""),
+            a["title"], ",".join(a["cve"]), a.get("introduced", ""))
 
 
 def render(feed: dict[str, Any]) -> str:

@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ..checks import make_finding
-from ..findings import EvidenceRef, Finding, Status
+from ..findings import EvidenceRef, Finding, Severity, Status
 from ..model.schema import DeclaredHost, Estate, Port, ZoneKind
+from . import exposure, versions
 from .nmapxml import HostResult, PortResult, ScanResult
 
 PLAINTEXT_SERVICES = {"telnet", "ftp", "login", "rlogin", "shell", "rsh", "exec", "rexec", "tftp", "pop3", "imap"}
 PLAINTEXT_PORTS = {("tcp", 21), ("tcp", 23), ("tcp", 512), ("tcp", 513), ("tcp", 514), ("udp", 69),
                    ("tcp", 110), ("tcp", 143)}
-MANAGEMENT_SERVICES = {"ssh", "telnet", "ms-wbt-server", "snmp", "vnc", "wsman", "wsmans", "winrm"}
-MANAGEMENT_PORTS = {("tcp", 22), ("tcp", 23), ("tcp", 3389), ("udp", 161), ("tcp", 5900), ("tcp", 5985),
-                    ("tcp", 5986), ("tcp", 8443), ("tcp", 10443)}
 USER_KINDS = {ZoneKind.USER, ZoneKind.GUEST, ZoneKind.PUBLIC}
 WEAK_TLS_VERSIONS = {"SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"}
 WEAK_SSH = {
@@ -54,13 +52,22 @@ class AddressInfo:
 
 @dataclass
 class ScanContext:
-    """What this scan covered and from where; addresses in `ignore` (the scanner itself) are skipped."""
+    """What this scan covered and from where; addresses in `ignore` (the scanner itself) are skipped.
+
+    `sources` are the scanner's own addresses (a lab scanner's legs, or what nmap marked
+    `localhost-response`): the zone a packet left from is the zone of the leg on the target's own
+    network, else of the only zone the scanner sits in. `source_zone` states it outright (an
+    import whose scanner is not in the file). `knowledge` is the offline vulnerability data.
+    """
 
     scanned: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
     evidence: list[EvidenceRef]
     ignore: set[str] = field(default_factory=set)
     vantage: str = ""
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    sources: list[str] = field(default_factory=list)
+    source_zone: str | None = None
+    knowledge: versions.Knowledge | None = None
 
 
 class EstateIndex:
@@ -123,12 +130,21 @@ def _declared_port(host: DeclaredHost | None, p: PortResult) -> Port | None:
     return next((d for d in host.ports if d.port == p.port and d.protocol == p.protocol), None)
 
 
+def scanner_addresses(result: ScanResult) -> list[str]:
+    """The scanner's own addresses, as nmap marks them when it scans its own host."""
+    return [h.address for h in result.hosts if h.reason == "localhost-response"]
+
+
 def compare(estate: Estate, result: ScanResult, ctx: ScanContext) -> list[Finding]:
     index = EstateIndex(estate)
     findings: list[Finding] = []
     seen_up: set[str] = set()
+    own = set(scanner_addresses(result))
+    if own - set(ctx.sources):
+        ctx.sources = [*ctx.sources, *sorted(own - set(ctx.sources))]
     for host in result.hosts:
-        if host.address in ctx.ignore or host.state != "up":
+        # The scanner itself is never an undeclared host, whichever of its addresses answered.
+        if host.address in ctx.ignore or host.address in own or host.state != "up":
             continue
         seen_up.add(host.address)
         findings.extend(_host_findings(index, host, result, ctx))
@@ -137,9 +153,9 @@ def compare(estate: Estate, result: ScanResult, ctx: ScanContext) -> list[Findin
 
 
 def _fail(check: str, asset: str, key: str, info: AddressInfo, ctx: ScanContext, observed: str, expected: str,
-          **details: object) -> Finding:
+          severity: Severity | None = None, **details: object) -> Finding:
     return make_finding(check, asset, Status.FAIL, key=key, observed=observed, expected=expected,
-                        evidence=ctx.evidence, site=info.site, zone=info.zone,
+                        evidence=ctx.evidence, site=info.site, zone=info.zone, severity=severity,
                         details={"vantage": ctx.vantage, **details})
 
 
@@ -172,23 +188,87 @@ def _host_findings(index: EstateIndex, host: HostResult, result: ScanResult, ctx
             yield _fail("scan.plaintext_protocol", asset, p.key, info, ctx,
                         f"{p.service or 'plaintext service'} on {p.key} at {host.address}",
                         "no plaintext login protocols", service=p.service)
-        if _is_management(p, declared, info) and info.zone_kind in USER_KINDS:
-            yield _fail("scan.management_exposed", asset, p.key, info, ctx,
-                        f"management interface {p.key} ({svc}) answers on {host.address} in {info.zone_kind.value} "
-                        f"zone {info.zone}", "management interfaces only in the management zone and allow-list")
+        exposed = _exposed(index, host.address, p, declared, info, ctx)
+        if exposed is not None:
+            yield exposed
+        if ctx.knowledge is not None:
+            for ident in versions.identify(p.product, p.version, p.extrainfo, p.cpes):
+                yield from versions.judge(asset, p.key, ident, ctx.knowledge, evidence=ctx.evidence, site=info.site,
+                                          zone=info.zone, vantage=ctx.vantage)
         yield from _tls(asset, p, info, ctx)
         yield from _ssh(asset, p, info, ctx)
         yield from _smb(asset, p, info, ctx)
         yield from _http(asset, p, info, ctx)
 
 
-def _is_management(p: PortResult, declared: Port | None, info: AddressInfo) -> bool:
-    if declared is not None and declared.management:
-        return True
-    if info.firewall_host is not None and any(d.management and d.port == p.port and d.protocol == p.protocol
-                                              for d in info.firewall_host.ports):
-        return True
-    return p.service in MANAGEMENT_SERVICES or (p.protocol, p.port) in MANAGEMENT_PORTS
+def _source(index: EstateIndex, target: str, ctx: ScanContext) -> tuple[str | None, str | None]:
+    """(zone, address) the scan reached `target` from, when the scan says; (None, None) otherwise."""
+    if ctx.source_zone:
+        return ctx.source_zone, None
+    if not ctx.sources:
+        return None, None
+    ip = ipaddress.ip_address(target)
+    legs = [(a, index.info(a)) for a in ctx.sources]
+    for net, _site, _vlan in index.vlans:
+        if ip in net:
+            # On the target's own link the scanner's leg there is the source (nmap picks that interface).
+            for a, info in legs:
+                if ipaddress.ip_address(a) in net:
+                    return info.zone, a
+            break
+    zones = {info.zone for _a, info in legs if info.zone}
+    if len(zones) == 1:
+        return zones.pop(), next(a for a, info in legs if info.zone)
+    return None, None
+
+
+def _allowlisted(index: EstateIndex, address: str | None) -> bool:
+    if address is None:
+        return False
+    ip = ipaddress.ip_address(address)
+    return any(ip in ipaddress.ip_network(entry, strict=False)
+               for fw in index.estate.firewalls for entry in fw.management_allowlist)
+
+
+def _exposed(index: EstateIndex, address: str, p: PortResult, declared: Port | None, info: AddressInfo,
+             ctx: ScanContext) -> Finding | None:
+    """scan.management_exposed: an administrative service answering a scan from outside the management
+    zone and allow-list (host in another zone than the scanner), or on a host in a user zone."""
+    firewall_admin = info.firewall_host is not None and any(
+        d.management and d.port == p.port and d.protocol == p.protocol for d in info.firewall_host.ports)
+    label = exposure.kind(p, declared, firewall_admin=firewall_admin,
+                          role=info.declared.role if info.declared else None)
+    if label is None:
+        return None
+    src_zone, src_addr = _source(index, address, ctx)
+    src_kind = _zone_kind(index, src_zone)
+    expected = "administrative services answer only the management zone and its allow-list"
+    where = f"{address} ({info.zone_kind.value + ' zone ' + info.zone if info.zone_kind and info.zone else 'no zone'})"
+    svc = f"{p.service or 'unknown'}{' ' + p.product if p.product else ''}".strip()
+    # Reach within the host's own zone does not cross a firewall: judged only for user-zone hosts,
+    # whose neighbours are the people the interface must be kept from.
+    if (src_zone is not None and src_zone != info.zone and src_kind is not ZoneKind.MANAGEMENT
+            and not _allowlisted(index, src_addr)):
+        return _fail("scan.management_exposed", asset_for(address, info), p.key, info, ctx,
+                     f"{label} ({p.key}, {svc}) on {where} answers a scan from "
+                     f"{src_kind.value + ' zone ' if src_kind else 'zone '}{src_zone}", expected,
+                     severity=exposure.severity(src_kind), service=label, source_zone=src_zone,
+                     source_address=src_addr)
+    if info.zone_kind in USER_KINDS and src_kind is not ZoneKind.MANAGEMENT and not _allowlisted(index, src_addr):
+        return _fail("scan.management_exposed", asset_for(address, info), p.key, info, ctx,
+                     f"management interface {p.key} ({svc}) answers on {address} in {info.zone_kind.value} "
+                     f"zone {info.zone}", "management interfaces only in the management zone and allow-list",
+                     service=label, source_zone=src_zone)
+    return None
+
+
+def _zone_kind(index: EstateIndex, zone: str | None) -> ZoneKind | None:
+    if zone is None:
+        return None
+    try:
+        return index.estate.zone(zone).kind
+    except KeyError:
+        return None
 
 
 def _tls(asset: str, p: PortResult, info: AddressInfo, ctx: ScanContext) -> Iterable[Finding]:
@@ -256,10 +336,19 @@ def _ssh(asset: str, p: PortResult, info: AddressInfo, ctx: ScanContext) -> Iter
     if not script or not isinstance(script.data, dict):
         return
     weak: list[str] = []
+    listed = 0
     for kind, bad in WEAK_SSH.items():
         offered = script.data.get(kind, [])
         if isinstance(offered, list):
+            listed += len(offered)
             weak.extend(a for a in offered if a in bad)
+    if not listed:
+        # ssh2-enum-algos ran but read no algorithm lists (a timeout, a server that hung up): no pass.
+        yield make_finding("scan.weak_ssh", asset, Status.NOT_ASSESSED, key=p.key, evidence=ctx.evidence,
+                           observed="ssh2-enum-algos returned no algorithm lists", site=info.site, zone=info.zone,
+                           expected="no SHA-1 key exchange, DSA keys, CBC/RC4 ciphers or MD5/96-bit MACs",
+                           details={"vantage": ctx.vantage})
+        return
     if weak:
         yield _fail("scan.weak_ssh", asset, p.key, info, ctx, f"offers {', '.join(weak)}",
                     "no SHA-1 key exchange, DSA keys, CBC/RC4 ciphers or MD5/96-bit MACs", weak=weak)

@@ -28,6 +28,7 @@ from . import nmaprun
 from .drift import ScanContext, compare
 from .nmapxml import ScanResult, merge, parse
 from .scope import Authorisation, ScopeRefused, authorise
+from .versions import Knowledge
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ARP_TIMEOUT = 0.4  # seconds to wait for ARP answers on a link after the last request
@@ -156,7 +157,7 @@ def probe_lines(netns: str | None, request: dict[str, Any]) -> Iterator[dict[str
 def scan(loaded: LoadedEstate, auth: Authorisation, vantage: Vantage, run: EvidenceSink, label: str, *,
          privileged: bool, top_ports: int | None = 1000, targets: list[str] | None = None,
          skip_discovery: bool = False, wrapper_dir: Path | None = None,
-         ports_override: tuple[set[int], set[int]] | None = None) -> ScanOutcome:
+         ports_override: tuple[set[int], set[int]] | None = None, knowledge: Knowledge | None = None) -> ScanOutcome:
     """One authorised scan from one vantage point, its XML stored as evidence and compared."""
     if targets is None:
         if vantage.networks:
@@ -229,7 +230,8 @@ def scan(loaded: LoadedEstate, auth: Authorisation, vantage: Vantage, run: Evide
         commands.append(job.command())
         xml = xml or out
     result = merge(results)
-    ctx = ScanContext(scanned=scanned, evidence=evidence, ignore=set(vantage.addresses), vantage=vantage.name)
+    ctx = ScanContext(scanned=scanned, evidence=evidence, ignore=set(vantage.addresses), vantage=vantage.name,
+                      sources=list(vantage.addresses), knowledge=knowledge)
     findings = compare(loaded.estate, result, ctx)
     run.write_evidence(f"scan/{label}/command.json", json.dumps(
         {"vantage": vantage.name, "netns": vantage.netns, "scope": auth.scope.name, "profile": auth.profile,
@@ -253,18 +255,6 @@ def _empty_xml(auth: Authorisation) -> bytes:
     now = int(datetime.now().timestamp())
     return (f'<?xml version="1.0"?><nmaprun scanner="estate" args="(no live hosts in scope {auth.scope.name})" '
             f'start="{now}" version=""><runstats><finished time="{now}"/></runstats></nmaprun>').encode()
-
-
-def import_xml(loaded: LoadedEstate, run: EvidenceSink, data: bytes, *,
-               source: str) -> tuple[ScanResult, list[Finding]]:
-    """Compare nmap XML produced elsewhere with the estate. Raises BadScanXml for hostile input."""
-    result = parse(data, source=source)
-    ref = run.write_evidence("scan/import/nmap.xml", data, f"imported nmap XML ({Path(source).name})")
-    scanned: list[Network] = []
-    for h in result.hosts:
-        scanned.append(ipaddress.ip_network(h.address))
-    ctx = ScanContext(scanned=scanned, evidence=[ref], vantage=f"import:{Path(source).name}")
-    return result, compare(loaded.estate, result, ctx)
 
 
 def authorise_or_refuse(loaded: LoadedEstate, **kwargs: Any) -> Authorisation:

@@ -42,6 +42,11 @@ class PortResult:
     version: str = ""
     tunnel: str = ""
     scripts: dict[str, Script] = field(default_factory=dict)
+    # Service detection (-sV) beyond name/product/version: what the version matcher reads.
+    extrainfo: str = ""
+    ostype: str = ""
+    devicetype: str = ""
+    cpes: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -84,20 +89,45 @@ class ScanResult:
         return None
 
 
-def parse(data: bytes, *, source: str = "nmap XML") -> ScanResult:
+# The first element after the prolog (XML declaration, comments, processing instructions, DOCTYPE).
+_FIRST_TAG = re.compile(rb"\s*<([A-Za-z_][\w.:-]*)")
+_PROLOG_ITEM = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(\[.*?\])?\s*>)", re.DOTALL)
+
+
+def root_tag(data: bytes) -> str:
+    """The document element's name, read from the start of the file without parsing it ("" if none)."""
+    head = data[:65536]
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    while (m := _PROLOG_ITEM.match(head, pos)) is not None:
+        pos = m.end()
+    tag = _FIRST_TAG.match(head, pos)
+    return tag.group(1).decode("ascii", "replace") if tag else ""
+
+
+def check_size(data: bytes, source: str) -> None:
     if len(data) > MAX_XML_BYTES:
         raise BadScanXml(f"{source}: {len(data)} bytes is over the {MAX_XML_BYTES // (1024 * 1024)} MiB limit "
                          "for a scan file")
+
+
+def safe_root(data: bytes, source: str) -> Element:
+    """The root element of untrusted scan XML, or BadScanXml: no DTD, entity or external reference."""
+    check_size(data, source)
     # nmap itself writes a bare `<!DOCTYPE nmaprun>` (no subset, no external id): that one line is
     # dropped; any other DTD (an internal subset, SYSTEM/PUBLIC references) is refused below.
     data = _BARE_DOCTYPE.sub(rb"\1", data, count=1)
     try:
-        root = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root: Element = DET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise BadScanXml(f"{source}: refused: {type(exc).__name__} (DTDs, entities and external references "
                          "are not accepted in scan files)") from None
     except ParseError as exc:
         raise BadScanXml(f"{source}: not well-formed XML ({exc}); truncated?") from None
+    return root
+
+
+def parse(data: bytes, *, source: str = "nmap XML") -> ScanResult:
+    root = safe_root(data, source)
     if root.tag != "nmaprun":
         raise BadScanXml(f"{source}: the root element is <{root.tag}>, not <nmaprun>: not an nmap XML file")
     scanned: dict[str, set[int]] = {}
@@ -160,7 +190,11 @@ def _host(el: Element, source: str) -> HostResult:
                 service=svc.get("name", "") if svc is not None else "",
                 product=svc.get("product", "") if svc is not None else "",
                 version=svc.get("version", "") if svc is not None else "",
-                tunnel=svc.get("tunnel", "") if svc is not None else "")
+                tunnel=svc.get("tunnel", "") if svc is not None else "",
+                extrainfo=svc.get("extrainfo", "") if svc is not None else "",
+                ostype=svc.get("ostype", "") if svc is not None else "",
+                devicetype=svc.get("devicetype", "") if svc is not None else "",
+                cpes=[c.text.strip() for c in svc.findall("cpe") if c.text] if svc is not None else [])
             for s in p.findall("script"):
                 pr.scripts[s.get("id", "")] = Script(id=s.get("id", ""), output=s.get("output", ""), data=_table(s))
             host.ports.append(pr)

@@ -29,6 +29,7 @@ from .drift import ScanContext, compare
 from .nmapxml import merge, parse
 from .scope import authorise
 from .vantage import SiteScanner
+from .versions import Knowledge
 
 
 class RemoteError(Exception):
@@ -45,7 +46,7 @@ def _playbook(jobs: list[list[str]]) -> list[dict[str, Any]]:
 
 
 def scan_site(loaded: LoadedEstate, scanner: SiteScanner, scope_name: str, run: EvidenceSink,
-              profile: str = "standard") -> tuple[list[Finding], str]:
+              profile: str = "standard", knowledge: Knowledge | None = None) -> tuple[list[Finding], str]:
     site, netns = scanner.site, scanner.netns
     auth = authorise(loaded, None, scope_name=scope_name, profile=profile, netns=netns)
     v = {"networks": scanner.networks, "addresses": scanner.addresses}
@@ -70,7 +71,8 @@ def scan_site(loaded: LoadedEstate, scanner: SiteScanner, scope_name: str, run: 
     run.write_evidence(f"scan/site-{site}/job.json", json.dumps({"netns": netns, "commands": argv}, indent=1),
                        "the job sent to the site scanner")
     result = merge(results)
-    ctx = ScanContext(scanned=list(nets), evidence=evidence, ignore=set(v["addresses"]), vantage=f"site:{site}")
+    ctx = ScanContext(scanned=list(nets), evidence=evidence, ignore=set(v["addresses"]), vantage=f"site:{site}",
+                      sources=list(v["addresses"]), knowledge=knowledge)
     findings = compare(loaded.estate, result, ctx)
     return findings, f"site scanner {netns}: {len(result.hosts)} hosts via transmit/worker/process"
 

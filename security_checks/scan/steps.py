@@ -21,7 +21,7 @@ from typing import Any
 from ..findings import Finding
 from ..model.schema import ScanScope
 from ..step import StepContext, StepResult
-from . import engine
+from . import engine, imports, intake
 from .drift import dedupe
 from .scope import Authorisation, authorise
 
@@ -47,7 +47,7 @@ def selftest_scan(ctx: StepContext) -> StepResult:
     auth = authorise(ctx.loaded, addresses, scope_name=scope.name, profile="standard")
     outcome = engine.scan(ctx.loaded, auth, engine.Vantage(name="this machine (loopback)"), ctx.run, "selftest",
                           privileged=False, top_ports=None, targets=addresses, skip_discovery=True,
-                          ports_override=(tcp, set()))
+                          ports_override=(tcp, set()), knowledge=ctx.options.get("knowledge"))
     fails = sum(1 for f in outcome.findings if f.failing)
     return StepResult(findings=outcome.findings,
                       summary=f"scanned {len(tcp)} loopback port(s) ({', '.join(str(p) for p in sorted(tcp))}): "
@@ -63,7 +63,7 @@ def _scan_vantages(ctx: StepContext, vantages: list[engine.Vantage], scope: Scan
         if v.networks and not engine.intersect(auth, v.networks):
             return [], f"{v.name}: not on the target networks"
         outcome = engine.scan(ctx.loaded, auth, v, ctx.run, v.name.removeprefix("est-"), privileged=ctx.is_root,
-                              wrapper_dir=wrapper_dir)
+                              wrapper_dir=wrapper_dir, knowledge=ctx.options.get("knowledge"))
         return outcome.findings, f"{v.name}: {len(outcome.live_hosts or outcome.result.hosts)} hosts"
 
     with ThreadPoolExecutor(max_workers=len(vantages) or 1) as pool:
@@ -108,17 +108,20 @@ def scope_scan(ctx: StepContext) -> StepResult:
         return StepResult(findings=findings, summary="; ".join(notes))
     outcome = engine.scan(ctx.loaded, auth, engine.Vantage(name="this machine"), ctx.run, scope.name,
                           privileged=os.geteuid() == 0, top_ports=1000, targets=targets,
-                          skip_discovery=scope.loopback)
+                          skip_discovery=scope.loopback, knowledge=ctx.options.get("knowledge"))
     return StepResult(findings=outcome.findings, summary=f"{len(outcome.result.hosts)} hosts")
 
 
 def import_scan(ctx: StepContext) -> StepResult:
-    """`estate scan import`: the XML was read and parsed before the run opened (so bad input stores nothing)."""
-    data: bytes = ctx.options["xml"]
-    source: str = ctx.options["source"]
-    result, findings = engine.import_xml(ctx.loaded, ctx.run, data, source=source)
-    return StepResult(findings=findings, summary=f"{Path(source).name}: {len(result.hosts)} hosts",
-                      data={"hosts": len(result.hosts)})
+    """`estate scan import`: the file was read and parsed before the run opened (so bad input stores nothing)."""
+    parsed: imports.Parsed | None = ctx.options.get("parsed")
+    if parsed is None:   # nmap XML handed in as bytes (older callers)
+        data: bytes = ctx.options["xml"]
+        parsed = imports.parse_file(intake.open_scan(data, ctx.options["source"]))
+    findings, summary = imports.judge(ctx.loaded, ctx.run, parsed, knowledge=ctx.options.get("knowledge"),
+                                      source_zone=ctx.options.get("source_zone"))
+    return StepResult(findings=findings, summary=summary,
+                      data={"hosts": parsed.hosts, "format": parsed.file.kind, "sha256": parsed.file.sha256})
 
 
 def site_scan(ctx: StepContext) -> StepResult:
@@ -131,5 +134,6 @@ def site_scan(ctx: StepContext) -> StepResult:
         have = ", ".join(sorted(scanners)) or "none"
         return StepResult(skipped=f"site {site!r} has no scanner here (scanners: {have})")
     findings, summary = scan_site(ctx.loaded, scanner, ctx.provisions["vantage_scope"], ctx.run,
-                                  profile=ctx.options.get("profile", "standard"))
+                                  profile=ctx.options.get("profile", "standard"),
+                                  knowledge=ctx.options.get("knowledge"))
     return StepResult(findings=findings, summary=summary)
