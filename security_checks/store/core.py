@@ -547,6 +547,13 @@ class Store:
     def evidence_dir(self, run_id: str) -> Path:
         final = self.runs_dir / run_id
         staged = self.runs_dir / f"{STAGING_PREFIX}{run_id}"
+        if self.location.shared and not final.exists() and not staged.exists():
+            # A shared store lists every home's runs; the evidence stays with the home that ran it.
+            row = self.db.execute("SELECT evidence_home FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row and row[0] and row[0] != self.home_id:
+                raise StoreError(f"run {run_id}: its evidence is kept by the home {row[0]}, not by {self.home} "
+                                 "(a shared store moves only the database): report or seal it from that home, "
+                                 "or read its pushed evidence bundle")
         # Between commit and rename (or after a kill there) the committed evidence is still staged.
         return staged if not final.exists() and staged.exists() else final
 

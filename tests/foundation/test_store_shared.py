@@ -150,6 +150,13 @@ def test_a_writer_killed_inside_its_transaction_leaves_nothing_and_frees_the_loc
     t0 = time.monotonic()
     [run] = finish(start_writer(other, "fail", pg_url), timeout=120)
     assert time.monotonic() - t0 < 60
+    # Any home lists that run, but its evidence stays with the home that made it: a report elsewhere
+    # says where it is, in one line, rather than failing on files it does not have.
+    r = subprocess.run([str(ESTATE), "report", "--run", run["run"], "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, cwd=tmp_path,
+                       env=_env(pg_url, ESTATE_HOME=str(tmp_path / "auditor")), timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"its evidence is kept by the home {(other / 'home.id').read_text().strip()}" in r.stderr
     # The killed run's home: its next writer sets the partial evidence aside (never deletes it).
     with writer_lock(site, "test"), Store(site, writer=True, database=pg_url) as store:
         assert len(store.recovered) == 1 and "never committed" in store.recovered[0]
