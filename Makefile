@@ -10,9 +10,9 @@ STAMP   := $(VENV)/.installed
 APTSTAMP := .estate-apt-installed
 export ESTATE_HOME ?= $(CURDIR)/.estate
 
-.PHONY: demo test lint typecheck pytest setup clean bench
+.PHONY: demo test lint typecheck pytest setup clean bench node-npm
 
-setup: $(STAMP) $(APTSTAMP)
+setup: $(STAMP) $(APTSTAMP) node-npm
 
 # Python packages: reinstall only when pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -20,6 +20,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel setuptools
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# npm, with which the Azure archive tests install Azurite (tests/evidence/azurite-npm). Debian's
+# nodejs comes without it; NodeSource's nodejs includes it and conflicts with Debian's npm package,
+# so it is installed only when no npm is there at all.
+node-npm:
+	@command -v npm >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages: nodejs npm"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	else echo "note: not root, so not installing npm (the Azure archive tests need it)"; fi; }
 
 # Debian packages: only as root (CI runs as root); otherwise say what is missing and go on.
 $(APTSTAMP): deps/apt-packages.txt

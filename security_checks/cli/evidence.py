@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -222,21 +223,30 @@ def rotate_key(
     "Examples:\n\n  estate evidence push                         (to ESTATE_HOME/archive, read-only files)\n\n"
     "  estate evidence push --to /mnt/evidence-share\n\n"
     "  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... estate evidence push --bucket hdc-evidence "
-    "--endpoint https://s3.example.org --retain-days 2555"))
+    "--endpoint https://s3.example.org --retain-days 2555\n\n"
+    "  estate evidence push --azure-account sthdcevidenceproduks --retain-days 2555   (managed identity)"))
 def push(
     bundles: list[Path] = typer.Argument(None, help="Bundles to push. Default: every bundle in ESTATE_HOME/bundles."),
     to: Path | None = typer.Option(None, "--to", help="Directory archive (default ESTATE_HOME/archive)."),
     bucket: str | None = typer.Option(None, "--bucket", help="S3 bucket with Object Lock enabled."),
     endpoint: str | None = typer.Option(None, "--endpoint", help="S3 endpoint URL (default: AWS)."),
-    prefix: str = typer.Option("", "--prefix", help="Key prefix inside the bucket."),
+    prefix: str = typer.Option("", "--prefix", help="Key prefix inside the bucket (or the Azure container)."),
     region: str | None = typer.Option(None, "--region", help="S3 region."),
-    retain_days: int = typer.Option(2555, "--retain-days", min=1, help="COMPLIANCE retention per object, in days "
-                                    "(seven years by default)."),
+    azure_account: str | None = typer.Option(None, "--azure-account", help="Azure storage account (the Pulumi "
+                                             "stack output evidenceStorageAccount): blobs with locked version-level "
+                                             "immutability policies."),
+    container: str = typer.Option("evidence", "--container", help="Blob container in the Azure account (the Pulumi "
+                                  "program creates `evidence`)."),
+    azure_endpoint: str | None = typer.Option(None, "--azure-endpoint", help="Blob endpoint URL, for a private "
+                                              "endpoint or another cloud (default https://ACCOUNT.blob.core."
+                                              "windows.net)."),
+    retain_days: int = typer.Option(2555, "--retain-days", min=1, help="Retention per object, in days (seven years "
+                                    "by default): S3 COMPLIANCE retain-until, Azure locked immutability expiry."),
     home: HomeOpt = DEFAULT_HOME,
     wait: WaitOpt = 0.0,
     format: FormatOpt = Format.TEXT,
 ) -> None:
-    """Archive sealed bundles: S3 with Object Lock (COMPLIANCE, per-object retain-until), or a directory.
+    """Archive sealed bundles: S3 with Object Lock, Azure Blob with locked immutability policies, or a directory.
 
     Each bundle is verified before it is sent. Objects are locked as they are written, and each
     lock is read back (GetObjectRetention and HeadObject): the date recorded is the one the server
@@ -244,23 +254,28 @@ def push(
     COMPLIANCE-locked; a shorter lock is lengthened, never shortened; GOVERNANCE or no lock is a
     conflict. When S3 cannot be reached the bundles wait in ESTATE_HOME/spool/ and the next push
     sends them; a bundle already archived is never sent again. Credentials come from the usual AWS
-    environment variables or profile and are never printed. Exit 1 if anything is left spooled,
-    refused or in conflict; 75 if another command is writing to the home and --wait ran out.
+    environment variables or profile and are never printed.
+
+    Azure (--azure-account): each blob is written once (If-None-Match: *) with its own immutability
+    policy, mode Locked, expiring --retain-days from now; then read back, its content hashed and its
+    policy as the account reports it recorded. A blob already there counts only if identical and
+    locked (a shorter lock is lengthened); unlocked or no policy is a conflict. Credentials:
+    AZURE_STORAGE_CONNECTION_STRING (for the same account), else AZURE_STORAGE_KEY, else managed
+    identity (DefaultAzureCredential); never from a file, never printed.
+
+    Exit 1 if anything is left spooled, refused or in conflict; 75 if another command is writing to
+    the home and --wait ran out.
     """
-    from ..evidence.archive import Archive, DirectoryArchive, S3Archive
+    from ..evidence.archive import Archive
     from ..evidence.archive import push as do_push
 
-    if bucket and to:
-        usage_error("--bucket and --to: choose one archive")
-    if endpoint and not bucket:
-        usage_error("--endpoint needs --bucket")
     for b in bundles or []:
         if not b.is_dir():
             usage_error(f"{b}: not a directory")
     with writing(home, "estate evidence push", wait):
         store = open_store(home)
-        archive: Archive = (S3Archive(bucket, endpoint=endpoint, prefix=prefix, retain_days=retain_days,
-                                      region=region) if bucket else DirectoryArchive(to or home / "archive", home))
+        archive: Archive = _archive(home, to, bucket, endpoint, prefix, region, azure_account, container,
+                                    azure_endpoint, retain_days)
         if not bundles:
             root = home / "bundles"
             found = root.iterdir() if root.is_dir() else iter(())
@@ -288,6 +303,14 @@ def audit_archive(
     endpoint: str | None = typer.Option(None, "--endpoint", help="S3 endpoint URL (default: AWS)."),
     prefix: str = typer.Option("", "--prefix", help="Key prefix inside the bucket, as given to push."),
     region: str | None = typer.Option(None, "--region", help="S3 region."),
+    azure_account: str | None = typer.Option(None, "--azure-account", help="Azure storage account (the Pulumi "
+                                             "stack output evidenceStorageAccount): blobs with locked version-level "
+                                             "immutability policies."),
+    container: str = typer.Option("evidence", "--container", help="Blob container in the Azure account (the Pulumi "
+                                  "program creates `evidence`)."),
+    azure_endpoint: str | None = typer.Option(None, "--azure-endpoint", help="Blob endpoint URL, for a private "
+                                              "endpoint or another cloud (default https://ACCOUNT.blob.core."
+                                              "windows.net)."),
     home: HomeOpt = DEFAULT_HOME,
     format: FormatOpt = Format.TEXT,
 ) -> None:
@@ -296,24 +319,22 @@ def audit_archive(
     For S3: each recorded object version's lock (mode and retain-until, from GetObjectRetention and
     HeadObject) and its content (read and hashed); a lock shorter than recorded, no lock, a missing
     object, changed content, or another version or a delete marker over it is a problem. For a
-    directory archive: each file's SHA-256 and that it is still read-only. Records when each object
-    was checked. Exit 0 when all is well, 1 on any problem (or the archive cannot be reached), 2 on
-    bad usage or when nothing was ever pushed to that archive from this home.
+    directory archive: each file's SHA-256 and that it is still read-only. For Azure: each recorded
+    blob version's immutability policy (mode and expiry, as the account reports them) and its
+    content. Records when each object was checked. Exit 0 when all is well, 1 on any problem (or the
+    archive cannot be reached), 2 on bad usage or when nothing was ever pushed to that archive from
+    this home.
     """
-    from ..evidence.archive import Archive, ArchiveUnreachable, DirectoryArchive, S3Archive, audit_archive
+    from ..evidence.archive import Archive, ArchiveUnreachable, audit_archive
 
-    if bucket and to:
-        usage_error("--bucket and --to: choose one archive")
-    if endpoint and not bucket:
-        usage_error("--endpoint needs --bucket")
     store = open_store(home)
-    archive: Archive = (S3Archive(bucket, endpoint=endpoint, prefix=prefix, region=region) if bucket
-                        else DirectoryArchive(to or home / "archive", home))
+    archive: Archive = _archive(home, to, bucket, endpoint, prefix, region, azure_account, container, azure_endpoint,
+                                2555)
     from ..store.pushes import push_count
 
     if not push_count(store, archive.destination):
         usage_error(f"nothing was pushed to {archive.destination} from {home}: check --bucket, --endpoint and "
-                    "--prefix (or --to) are those given to `estate evidence push`")
+                    "--prefix (or --azure-account, --container, or --to) are those given to `estate evidence push`")
     try:
         report = audit_archive(store, archive)
     except ArchiveUnreachable as exc:
@@ -334,3 +355,31 @@ def audit_archive(
         err.print(f"{verdict} {report.destination}: {report.checked} object(s) checked, "
                   f"{len({(p.key) for p in report.problems})} with problems", soft_wrap=True)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _archive(home: Path, to: Path | None, bucket: str | None, endpoint: str | None, prefix: str, region: str | None,
+             azure_account: str | None, container: str, azure_endpoint: str | None, retain_days: int) -> Any:
+    """The one archive the options name (one line and exit 2 when they name none or several)."""
+    from ..evidence.archive import DirectoryArchive, S3Archive
+
+    chosen = [name for name, given in (("--to", to), ("--bucket", bucket), ("--azure-account", azure_account))
+              if given]
+    if len(chosen) > 1:
+        usage_error(f"{' and '.join(chosen)}: choose one archive")
+    if endpoint and not bucket:
+        usage_error("--endpoint needs --bucket")
+    if azure_endpoint and not azure_account:
+        usage_error("--azure-endpoint needs --azure-account")
+    if container != "evidence" and not azure_account:
+        usage_error("--container needs --azure-account")
+    if azure_account:
+        from ..evidence.azure import AzureArchive, AzureSetupError
+
+        try:
+            return AzureArchive(azure_account, container=container, prefix=prefix, retain_days=retain_days,
+                                endpoint=azure_endpoint)
+        except AzureSetupError as exc:
+            usage_error(str(exc))
+    if bucket:
+        return S3Archive(bucket, endpoint=endpoint, prefix=prefix, retain_days=retain_days, region=region)
+    return DirectoryArchive(to or home / "archive", home)

@@ -52,7 +52,8 @@ def test_a_previous_bundle_that_is_not_beside_it_is_a_problem(sealed: SimpleName
     # An auditor handed one bundle says so: then it is a note, and the bundle itself verifies.
     res = verify(alone, allow_partial_chain=True)
     assert res.ok and any(sealed.first.name in n and "not checked" in n for n in res.notes)
-    code, stdout, _ = cli("evidence", "verify", "--home", str(sealed.home), str(alone), "--allow-partial-chain", "--format", "json")
+    code, stdout, _ = cli("evidence", "verify", "--home", str(sealed.home), str(alone), "--allow-partial-chain",
+                          "--format", "json")
     assert code == 0 and json.loads(stdout)[0]["directory"]["missing_previous"][0]["previous"] == sealed.first.name
 
 
