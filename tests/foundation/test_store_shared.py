@@ -255,3 +255,23 @@ def test_the_readme_shows_the_grants_estate_prints() -> None:
     text = (REPO / "README.md").read_text()
     block = text.split("<!-- estate store grants: begin -->", 1)[1].split("<!-- estate store grants: end -->", 1)[0]
     assert block.strip().removeprefix("```sql").removesuffix("```").strip().splitlines() == grant_statements("estate")
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("postgresql://scanner:pa55@db.council.internal:5432/estate", "postgresql://scanner:***@db.council.internal:5432/estate"),
+    ("postgresql://scanner@db/estate?sslmode=require&password=pa55", "postgresql://scanner@db/estate?sslmode=require&password=***"),
+    ("postgres://db/estate", "postgres://db/estate"),
+])
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    from security_checks.store.db import locate
+
+    where = locate(Path("/nonexistent"), url)
+    assert where.shown == shown and where.backend == "postgresql" and "pa55" not in repr(where)
+
+
+def test_sqlite_url_names_another_file_and_the_home_keeps_the_evidence(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "db" / "council.db"
+    elsewhere.parent.mkdir()
+    with Store(tmp_path / "home", database=f"sqlite://{elsewhere}") as store:
+        assert store.location.backend == "sqlite" and store.schema_version
+    assert elsewhere.stat().st_size > 0 and not (tmp_path / "home" / "estate.db").exists()
