@@ -131,7 +131,7 @@ class Cursor:
         return list(self._raw.fetchall())
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self._raw.fetchall())
+        return iter(self._raw)   # row by row, as sqlite3 and psycopg both stream them
 
 
 class Database:
