@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from .compliance.firmware import firmware_step
 from .compliance.hygiene import hygiene_step
 from .compliance.steps import ce_config_step, patch_step
 from .devices.mdm_step import mdm_step
 from .devices.step import devices_step
+from .firewalls.step import firewalls_step
 from .identity.step import identity_step
 from .infra_plan import infra_plan_step
 from .runner import Job
@@ -42,9 +44,14 @@ CE_CONFIG = Step("ce-config", ce_config_step, "Cyber Essentials configuration de
 # Cyber Essentials control, and evidence no requirement.
 HYGIENE = Step("estate-hygiene", hygiene_step, "the estate's own hygiene: overlapping ranges, waivers",
                ("estate.*",))
+FIREWALLS = Step("firewalls", firewalls_step, "firewall audit: running configuration read back (Ansible)",
+                 ("firewalls.*",))
+FIRMWARE = Step("firmware", firmware_step, "firewall firmware against the advisory feed (14-day rule)",
+                ("patch.firmware_*",))
 PATCH = Step("patch", patch_step, "patch compliance (14-day rule, unsupported OS and software)", ("patch.*",))
 
-ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, MDM, INFRA_PLAN, IDENTITY, CE_CONFIG, HYGIENE, PATCH),
+ASSESS = Job("assess", (SELFTEST, NETWORK, SEGREGATION, DEVICES, MDM, FIREWALLS, FIRMWARE, INFRA_PLAN, IDENTITY,
+                       CE_CONFIG, HYGIENE, PATCH),
              "the whole assessment", full_scope=True)
 
 SCAN_SCOPE = Job("scan", (Step("scope-scan", scope_scan, "scan of an authorised scope", DRIFT_CHECKS),),
@@ -59,8 +66,12 @@ DEVICES_AUDIT = Job("devices-audit", (DEVICES,), "device baseline audit")
 DEVICES_APPLY = Job("devices-apply", (Step("devices", devices_step, "device baseline remediation (Ansible)",
                                            ("devices.*",)),), "device baseline remediation")
 INFRA = Job("infra-plan", (INFRA_PLAN,), "offline infrastructure plan", full_scope=True)
+FIREWALLS_AUDIT = Job("firewalls-audit", (FIREWALLS, FIRMWARE), "firewall audit")
+FIREWALLS_APPLY = Job("firewalls-apply", (Step("firewalls", firewalls_step, "firewall policy applied (Ansible)",
+                                             ("firewalls.*",)), FIRMWARE), "firewall policy applied")
 
-ALL = (ASSESS, SCAN_SCOPE, SCAN_IMPORT, SCAN_MATRIX, SCAN_SITE, DEVICES_AUDIT, DEVICES_APPLY, INFRA)
+ALL = (ASSESS, SCAN_SCOPE, SCAN_IMPORT, SCAN_MATRIX, SCAN_SITE, DEVICES_AUDIT, DEVICES_APPLY, INFRA, FIREWALLS_AUDIT,
+       FIREWALLS_APPLY)
 
 
 def describe_checks(pattern: str = "*") -> list[dict[str, Any]]:

@@ -122,6 +122,7 @@ class InventoryModule(BaseInventoryPlugin):
         except EstateError as exc:
             raise AnsibleParserError(f"estate inventory: {estate_dir} is not a valid estate:\n{exc}") from exc
         self.populate(loaded.estate, home)
+        self.populate_firewalls(loaded)
 
     def populate(self, estate: Any, home: Path) -> None:
         inv = self.inventory
@@ -180,3 +181,23 @@ class InventoryModule(BaseInventoryPlugin):
             else:
                 # Nothing to connect to (e.g. Azure Firewall: managed through Pulumi, not Ansible).
                 inv.set_variable(fw.name, "estate_unreachable_by_design", True)
+
+    def populate_firewalls(self, loaded: Any) -> None:
+        """The declared policy of each firewall a role configures, as the host variable estate_firewall.
+
+        A FortiGate's API token is only ever `lookup('env', ESTATE_FORTIOS_TOKEN_<NAME>)`; its admin
+        HTTPS port is the firewall's declared management port.
+        """
+        from security_checks.firewalls.declared import CA_ENV, declared_firewall, managed_firewalls, token_env
+
+        inv = self.inventory
+        for fw in managed_firewalls(loaded):
+            declared = declared_firewall(loaded, fw)
+            inv.set_variable(fw.name, "estate_firewall", declared)
+            if fw.vendor == "fortinet":
+                inv.set_variable(fw.name, "ansible_httpapi_port", declared["admin_port"])
+                inv.set_variable(fw.name, "estate_token_env", token_env(fw.name))
+                inv.set_variable(fw.name, "ansible_httpapi_session_key", {
+                    "access_token": trust_as_template("{{ lookup('env', '" + token_env(fw.name) + "') }}")})
+                if os.environ.get(CA_ENV):
+                    inv.set_variable(fw.name, "ansible_httpapi_ca_path", os.environ[CA_ENV])

@@ -16,6 +16,7 @@ from ..findings import Finding
 from ..model.loader import LoadedEstate
 from ..store import StoreError
 from . import advisories, check, devices, evidence, history, infra, lab, report, scan, serve, store
+from . import firewalls as firewalls_cli
 from . import notify as notify_cli
 from . import schedule as schedule_cli
 from .common import (
@@ -64,6 +65,7 @@ app.add_typer(lab.app, name="lab")
 app.add_typer(scan.app, name="scan")
 app.add_typer(infra.app, name="infra")
 app.add_typer(devices.app, name="devices")
+app.add_typer(firewalls_cli.app, name="firewalls")
 app.add_typer(check.app, name="check")
 app.add_typer(evidence.app, name="evidence")
 app.add_typer(store.app, name="store")

@@ -234,15 +234,14 @@ def _build(lab: Lab, loaded: LoadedEstate, d: Path, say: Any) -> None:
             _ip("route", "add", rng, "via", t["b_addr"], netns=t["a_ns"])
         _ip("route", "add", "default", "via", t["a_addr"], netns=t["b_ns"])
     say(f"{len(lab.segments)} segments linked")
-    for fw in lab.firewalls:
-        text = nftables.render(loaded.estate, loaded.estate.firewall(fw.name), lab.faults,
-                               source=f"{loaded.root} (firewall {fw.name})")
-        path = d / f"{fw.name}.nft"
-        nftables.check(text, path, netns=fw.netns)
-        r = _in_ns(fw.netns, "nft", "-f", str(path))
-        if r.returncode != 0:
-            raise LabError(f"{fw.netns}: nft -f {path} failed: {r.stderr.strip()}")
-    say("firewall rulesets applied")
+    # The routers are configured the way a real site router is: the nftables_gateway role, through
+    # Ansible, from the estate's declared policy (lab/nftables.py says how it enters the namespaces).
+    say("configuring the firewall namespaces with the nftables_gateway role (Ansible)")
+    try:
+        nftables.configure(lab, loaded, d)
+    except nftables.RouterConfigError as exc:
+        raise LabError(str(exc)) from None
+    say("firewall rulesets applied by Ansible")
 
 
 def _contains(cidr: str, address: str) -> bool:
@@ -401,7 +400,8 @@ def down_locked(home: Path, *, log: Any = None) -> dict[str, Any]:
     d = lab_dir(home)
     if d.exists():
         # Only what the lab wrote: other areas may keep their own things under ESTATE_HOME/lab.
-        for p in [*d.glob("listeners-*"), *d.glob("*.nft"), d / "state.json", d / "state.tmp"]:
+        for p in [*d.glob("listeners-*"), *d.glob("*.nft"), d / "state.json", d / "state.tmp",
+                  d / nftables.INVENTORY_FILE]:
             p.unlink(missing_ok=True)
         for sub in ("tls", "bin"):
             if (d / sub).is_dir():

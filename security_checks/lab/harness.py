@@ -28,11 +28,12 @@ from ..scan.engine import Vantage
 from ..scan.vantage import SiteScanner
 from ..step import InputRefused, StepContext, StepResult
 from . import build as labbuild
+from . import nftables
 from .listeners import ListenerSpec, port_is_free, start
 from .topology import Lab, build_lab, load_faults
 
 # The steps each part of the lab serves: nothing is built for a run that will not use it.
-NAMESPACE_STEPS = frozenset({"network-scan", "segregation", "scope-scan", "site-scan"})
+NAMESPACE_STEPS = frozenset({"network-scan", "segregation", "scope-scan", "site-scan", "firewalls"})
 ENDPOINT_STEPS = frozenset({"devices", "patch"})
 
 
@@ -106,8 +107,11 @@ def provisions_of(lab: Lab, loaded: LoadedEstate, home: Path) -> dict[str, Any]:
             site = netns.removeprefix("est-scan-")
             site_scanners[site] = SiteScanner(site=site, netns=netns, networks=v["networks"],
                                               addresses=v["addresses"])
+    # The lab's routers, as the inventory the nftables_gateway role configured them with (lab/nftables.py).
+    routers = labbuild.lab_dir(labbuild.owner_home(home)) / nftables.INVENTORY_FILE
     return {"vantages": vantages, "vantage_scope": scope.name, "probe_network": lab, "site_scanners": site_scanners,
-            "wrapper_dir": labbuild.lab_dir(home) / "bin"}
+            "wrapper_dir": labbuild.lab_dir(home) / "bin",
+            "lab_firewalls": {"inventory": routers, "hosts": {fw.name: "nftables" for fw in lab.firewalls}}}
 
 
 class LabHarness:

@@ -1,110 +1,100 @@
-"""Render a firewall's policy from the estate as an nftables ruleset (default deny, zones by address).
+"""The lab's routers are configured by the nftables_gateway role, through Ansible, like a real site router.
 
-The same rendering serves the lab's firewall namespaces and, for real small-site routers, the
-Ansible role that applies it (`validate: nft -c -f %s`). Planted lab faults are extra rules whose
-comment starts with "PLANTED FAULT", so nobody can mistake them for policy.
+Each lab firewall is a network namespace (est-<firewall>). Ansible reaches it with a real
+connection: `local`, with the namespace entered by the module's interpreter, a one-line wrapper
+`exec ip netns exec est-<firewall> python3 "$@"` (`ip netns exec NS python3` as the interpreter
+itself fails in ansible-core 2.19). Every module therefore runs inside the router's namespace:
+`nft -c` validates the rendered ruleset against that namespace's kernel, `nft -f` loads it
+atomically there, and `nft -j list ruleset` reads it back from there. The host's own ruleset is
+never touched (the root namespace gets nothing).
+
+What Python still does here is only what a real estate's inventory does: hand the role the
+declared policy (security_checks/firewalls/declared.py) and, for the lab alone, the planted faults
+(faults.yaml, `nft-rule`), which the role renders with a "PLANTED FAULT" comment. `render()`
+renders the role's own template with the same variables, for tests that need the text without
+Ansible (the role is the only thing that loads rulesets).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ..model.schema import Estate, Firewall, FirewallRule
-from ..network.policy import Policy
+from ..firewalls.declared import declared_firewall
+from ..firewalls.runner import run_playbook
+from ..model.located import LoadedEstate
+from ..model.schema import Estate, Firewall
+from .topology import Lab
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def _set_name(prefix: str, name: str) -> str:
-    return f"{prefix}_{name.replace('-', '_')}"
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "").replace('"', "'")[:120] + '"'
+ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "nftables_gateway"
+INVENTORY_FILE = "firewalls-inventory.json"
 
 
-def _zone_match(direction: str, zone: str) -> str:
-    if zone == "internet":
-        return f"ip {direction} != @internal"
-    return f"ip {direction} @{_set_name('z', zone)}"
+class RouterConfigError(RuntimeError):
+    """The role could not configure a lab router (one line for the user)."""
 
 
-def _service_matches(fw: Firewall, services: list[str] | str) -> list[str]:
-    if services == "any":
-        return [""]
-    by_proto: dict[str, list[int]] = {}
-    for name in services:
-        svc = next(s for s in fw.services if s.name == name)
-        by_proto.setdefault(svc.protocol, []).extend(svc.ports)
-    out = []
-    for proto, ports in sorted(by_proto.items()):
-        if proto == "icmp":
-            out.append("meta l4proto icmp")
-        elif ports:
-            out.append(f"{proto} dport {{ {', '.join(str(p) for p in sorted(set(ports)))} }}")
-        else:
-            out.append(f"meta l4proto {proto}")
-    return out
+def planted_rules(faults: list[dict[str, Any]], firewall: str) -> list[dict[str, Any]]:
+    return [{k: f[k] for k in ("id", "description", "chain", "protocol", "port", "from_zone", "to_address") if k in f}
+            for f in faults if f.get("action") == "nft-rule" and f.get("firewall") == firewall]
 
 
-def _rule_lines(fw: Firewall, rule: FirewallRule) -> list[str]:
-    base = [_zone_match("saddr", rule.from_zone), _zone_match("daddr", rule.to_zone)]
-    if rule.source != "any":
-        base.append(f"ip saddr @{_set_name('o', rule.source)}")
-    if rule.destination != "any":
-        base.append(f"ip daddr @{_set_name('o', rule.destination)}")
-    verdict = "accept" if rule.action == "allow" else "drop"
-    comment = _quote(f"{rule.id} {rule.name}")
-    return [" ".join(filter(None, [*base, svc, "counter", verdict, "comment", comment]))
-            for svc in _service_matches(fw, rule.services)]
+def lab_declared(loaded: LoadedEstate, fw: Firewall) -> dict[str, Any]:
+    """The firewall's declared policy, as an nftables router: in the lab every firewall is one."""
+    return {**declared_firewall(loaded, fw), "vendor": "nftables", "fortios": {}}
+
+
+def write_inventory(lab: Lab, loaded: LoadedEstate, d: Path) -> Path:
+    """The lab's routers as an Ansible inventory (the groups firewalls.yml plays to)."""
+    bindir = d / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    hosts: dict[str, Any] = {}
+    for node in lab.firewalls:
+        wrapper = bindir / f"python-{node.netns}"
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {node.netns} {sys.executable} "$@"\n')
+        wrapper.chmod(0o755)
+        fw = loaded.estate.firewall(node.name)
+        hosts[node.name] = {
+            "ansible_connection": "local", "ansible_python_interpreter": str(wrapper),
+            "estate_firewall": lab_declared(loaded, fw), "estate_lab_netns": node.netns,
+            "nftables_gateway_config_path": str(d / f"{node.name}.nft"),
+            "nftables_gateway_planted_rules": planted_rules(lab.faults, node.name),
+        }
+    path = d / INVENTORY_FILE
+    path.write_text(json.dumps({"all": {"children": {"firewalls": {"children": {
+        "firewalls_nftables": {"hosts": hosts}}}}}}, indent=1, default=str))
+    return path
+
+
+def configure(lab: Lab, loaded: LoadedEstate, d: Path) -> Path:
+    """Apply the nftables_gateway role to every lab router; returns the lab's firewall inventory."""
+    inventory = write_inventory(lab, loaded, d)
+    outcome = run_playbook(estate_dir=loaded.root, home=d.parent, apply=True, inventory=inventory)
+    failed = [e for e in outcome.events if e.get("event") in ("runner_on_failed", "runner_on_unreachable")
+              and not (e.get("event_data") or {}).get("ignore_errors")]
+    if failed or outcome.rc != 0:
+        data = (failed[0].get("event_data") or {}) if failed else {}
+        res = data.get("res") or {}
+        why = res.get("msg") or res.get("stderr") or outcome.stderr_tail.strip() or f"rc {outcome.rc}"
+        raise RouterConfigError(f"nftables_gateway role on {data.get('host', 'the lab routers')}: {why}"[:600])
+    return inventory
 
 
 def render(estate: Estate, fw: Firewall, faults: list[dict[str, Any]] | None = None,
            source: str = "the estate") -> str:
-    policy = Policy(estate)
-    zones = [z.zone for z in fw.zones]
-    sets: list[dict[str, Any]] = [{"name": "internal", "elements": sorted(str(n) for n in policy.internal)}]
-    for z in zones:
-        if z != "internet":
-            sets.append({"name": _set_name("z", z), "elements": [str(n) for n in policy.zone_networks.get(z, [])]})
-    for o in fw.address_objects:
-        sets.append({"name": _set_name("o", o.name),
-                     "elements": [str(ipaddress.ip_network(a, strict=False)) for a in o.addresses]})
-
-    input_rules: list[str] = []
-    host = next((h for h in estate.declared_hosts if h.name == fw.name and h.role == "firewall"), None)
-    mgmt = sorted({(p.protocol, p.port) for p in host.ports if p.management}) if host else []
-    if mgmt and fw.management_allowlist and fw.management_address:
-        for proto in sorted({p for p, _ in mgmt}):
-            ports = ", ".join(str(n) for p, n in mgmt if p == proto)
-            input_rules.append(f"ip saddr {{ {', '.join(fw.management_allowlist)} }} ip daddr {fw.management_address} "
-                               f"{proto} dport {{ {ports} }} counter accept comment \"management allow-list\"")
-    forward_rules: list[str] = []
-    planted_input: list[str] = []
-    planted_forward: list[str] = []
-    for f in faults or []:
-        if f.get("action") != "nft-rule" or f.get("firewall") != fw.name:
-            continue
-        parts = []
-        if f.get("from_zone"):
-            parts.append(_zone_match("saddr", f["from_zone"]))
-        if f.get("to_address"):
-            parts.append(f"ip daddr {ipaddress.ip_address(f['to_address'])}")
-        parts.append(f"{f['protocol']} dport {int(f['port'])}")
-        line = " ".join([*parts, "counter accept comment", _quote(f"PLANTED FAULT {f['id']}: {f['description']}")])
-        (planted_input if f["chain"] == "input" else planted_forward).append(line)
-    for rule in fw.rules:
-        forward_rules.extend(_rule_lines(fw, rule))
-    env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, keep_trailing_newline=True,
-                      trim_blocks=True, lstrip_blocks=True, autoescape=False)  # noqa: S701 (nftables text, not HTML)
-    return env.get_template("firewall.nft.j2").render(
-        fw=fw, source=source, sets=sets, input_rules=input_rules, forward_rules=forward_rules,
-        planted_input=planted_input, planted_forward=planted_forward)
+    """The role's template rendered with the variables the role gets (no Ansible, nothing loaded)."""
+    loaded = LoadedEstate(estate=estate, root=Path(source), locations={}, digest="")
+    env = Environment(loader=FileSystemLoader(ROLE / "templates"), undefined=StrictUndefined,
+                      keep_trailing_newline=True, trim_blocks=True, autoescape=False)  # noqa: S701 (nftables text)
+    env.filters["nft_set_name"] = lambda name, prefix: f"{prefix}_{name.replace('-', '_')}"
+    return env.get_template("ruleset.nft.j2").render(
+        inventory_hostname=fw.name, estate_firewall=lab_declared(loaded, fw),
+        nftables_gateway_planted_rules=planted_rules(faults or [], fw.name), ansible_managed="Managed by Ansible")
 
 
 def check(text: str, path: Path, netns: str | None = None) -> None:
