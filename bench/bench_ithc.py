@@ -10,8 +10,9 @@
   real end-of-support data, as a scan's comparison does.
 
 Goal: each at most 5 s. Each phase runs in its own fresh process, so its peak resident memory is
-its own (data generation, done first and not timed, is not in it). Figures depend on the machine
-(shared, 2 cores here): compare runs on the same machine only.
+its own (data generation, done first and not timed, is not in it). Wall and CPU seconds are both
+recorded: on this shared 2-core machine other work often holds both cores, and the CPU time is
+then the fairer figure. Compare runs on the same machine only.
 
     .venv/bin/python -m bench ithc          # writes bench/results/ithc.json
 """
@@ -103,12 +104,12 @@ def _import_phase(path: str, out: Any) -> None:
 
     loaded = load_estate(REPO / "inventory" / "demo")
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         data = intake.read_file(Path(path))
         parsed = imports.parse_file(intake.open_scan(data, path))
         findings, summary = imports.judge(loaded, _Sink(Path(tmp)), parsed)
-        elapsed = time.perf_counter() - start
-    out.put({"seconds": round(elapsed, 2), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    out.put({"seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": _peak_mb(),
              "results": len(parsed.results), "findings": len(findings), "summary": summary})
 
 
@@ -152,15 +153,19 @@ def _match_phase(out: Any) -> None:
         ports.append((product, version.format(**fill), extra.format(**fill), cpe.format(**fill)))
     knowledge = versions.Knowledge(feed=feed, feed_label="bench feed", product_eol=partial(product_eol, load_eol()),
                                    version_key=vendorver.key, today=date(2026, 12, 2))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     findings = 0
     for n, (product, version, extra, cpe) in enumerate(ports):
         for ident in versions.identify(product, version, extra, [cpe]):
             findings += len(versions.judge(f"host:10.10.{n // 250}.{n % 250}", "tcp/22", ident, knowledge,
                                            evidence=[], site=None, zone=None, vantage="bench"))
-    elapsed = time.perf_counter() - start
-    out.put({"seconds": round(elapsed, 2), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-             "ports": PORTS, "advisories": ADVISORIES, "findings": findings})
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    out.put({"seconds": round(elapsed, 2), "cpu_seconds": round(cpu, 2),
+             "peak_rss_mb": _peak_mb(), "ports": PORTS, "advisories": ADVISORIES, "findings": findings})
+
+
+def _peak_mb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _in_child(target: Any, *args: Any) -> dict[str, Any]:
@@ -185,8 +190,9 @@ def main() -> None:
         "machine": f"{platform.node()} {platform.machine()}, {os.cpu_count()} cores",
         "load_average": [round(x, 1) for x in os.getloadavg()], "goal_seconds": GOAL_S,
         "import": {"file_mb": round(size / 1024 / 1024, 1), "generation_seconds_not_counted": round(generated, 1),
-                   **imported, "met": imported["seconds"] <= GOAL_S},
-        "match": {**matched, "met": matched["seconds"] <= GOAL_S},
+                   **imported, "met_wall": imported["seconds"] <= GOAL_S,
+                   "met_cpu": imported["cpu_seconds"] <= GOAL_S},
+        "match": {**matched, "met_wall": matched["seconds"] <= GOAL_S, "met_cpu": matched["cpu_seconds"] <= GOAL_S},
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -17,13 +17,12 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable
-from functools import cache
 
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Severity, Status
 from ..model.schema import Estate
 from .drift import EstateIndex, asset_for
-from .vulnresult import VulnResult
+from .vulnresult import VulnResult, scored
 
 OUTPUT_CHARS = 4000   # plugin output kept per finding; the rest is in the evidence
 OBSERVED_CHARS = 400
@@ -109,31 +108,22 @@ def _finding(r: VulnResult, asset: str, site: str | None, zone: str | None, evid
                                                                 if r.cves else "")
     if excerpt:
         observed += f" -- {excerpt}"
-    scored = _scored(r.cvss_vector) if r.cvss_vector else None
+    vscore = scored(r.cvss_vector) if r.cvss_vector else None
     finding = make_finding(
         "scan.ithc_result", asset, Status.FAIL, key=f"{r.tool}:{r.plugin_id} {r.key}", observed=observed,
         expected="no vulnerability the tester's tool reports", title=f"{tool}: {r.name}"[:200], evidence=evidence,
         site=site, zone=zone,
-        severity=scored[1] if scored else Severity(r.severity if r.severity != "info" else "low"),
+        severity=vscore[1] if vscore else Severity(r.severity if r.severity != "info" else "low"),
         remediation=r.solution or None,
         details={"tool": r.tool, "plugin_id": r.plugin_id, "plugin_name": r.name, "family": r.family,
                  "cves": r.cves, "cvss_vector": r.cvss_vector, "tool_severity": r.severity, "host": r.host,
                  "hostname": r.hostname, "port": r.port, "protocol": r.protocol, "service": r.service,
                  "output": output[:OUTPUT_CHARS], "output_truncated": len(output) > OUTPUT_CHARS,
                  "credentialed": r.credentialed, "evidence_basis": basis, "file": source, "file_sha256": sha256})
-    if scored:
-        # The vector as make_finding would set it, scored once per distinct vector: a tester's file
-        # repeats a few dozen vectors over tens of thousands of results.
-        finding.cvss_vector, finding.cvss_score = r.cvss_vector, scored[0]
+    if vscore:
+        finding.cvss_vector, finding.cvss_score = r.cvss_vector, vscore[0]   # as make_finding would set them
     return finding
 
-
-@cache
-def _scored(vector: str) -> tuple[float, Severity]:
-    from cvss import CVSS3
-
-    score = float(CVSS3(vector).scores()[0])
-    return score, Severity.from_cvss(score)
 
 
 def evidence_json(results: list[VulnResult], *, kind: str, source: str, sha256: str) -> str:

@@ -42,8 +42,10 @@ def scrub(text: str) -> str:
     lowered = text.translate(_LOWER)
     spans: list[tuple[int, int]] = []
     for pattern, group, words in _RULES:
-        if any(w in lowered for w in words):
-            spans.extend(m.span(group) for m in pattern.finditer(lowered))
+        for w in words:
+            if w in lowered:
+                spans.extend(m.span(group) for m in pattern.finditer(lowered))
+                break
     if not spans:
         return text
     out: list[str] = []

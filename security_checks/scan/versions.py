@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Protocol
 
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Severity, Status
+from .vulnresult import scored
 
 # nmap's product names (lower case, as a prefix) -> CPE 2.3 vendor:product, where nmap gives no <cpe>.
 PRODUCTS: tuple[tuple[str, str], ...] = (
@@ -103,6 +104,28 @@ class Knowledge:
     product_eol: ProductEol | None = None
     version_key: VersionOrder | None = None
     today: date | None = None
+    # A scan repeats a few hundred (product, version) pairs over thousands of ports: each is looked
+    # up once.
+    _seen: dict[tuple[str, str], list[AdvisoryLike]] = field(default_factory=dict, compare=False, repr=False)
+    _lives: dict[tuple[str, str], tuple[str, date] | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def affecting(self, vendor_product: str, version: str) -> list[AdvisoryLike]:
+        """The advisories for this product (and its other CPE names) whose range holds the version."""
+        key = (vendor_product, version)
+        if key not in self._seen:
+            hits: dict[str, AdvisoryLike] = {}
+            if self.feed is not None:
+                for vp in (vendor_product, *ALIASES.get(vendor_product, ())):
+                    for a in self.feed.affecting(vp, version):
+                        hits.setdefault(a.id, a)
+            self._seen[key] = list(hits.values())
+        return self._seen[key]
+
+    def end_of_life(self, vendor_product: str, version: str) -> tuple[str, date] | None:
+        key = (vendor_product, version)
+        if key not in self._lives:
+            self._lives[key] = self.product_eol(vendor_product, version) if self.product_eol else None
+        return self._lives[key]
 
 
 @dataclass(frozen=True)
@@ -183,20 +206,17 @@ def judge(asset: str, port_key: str, ident: Identified, knowledge: Knowledge, *,
                                          "(organisation.advisory_feed or --advisory-feed)",
                                 expected=expected, evidence=evidence, site=site, zone=zone, details=details))
     else:
-        hits: dict[str, AdvisoryLike] = {}
-        for vp in (ident.vendor_product, *ALIASES.get(ident.vendor_product, ())):
-            for a in knowledge.feed.affecting(vp, ident.version):
-                hits.setdefault(a.id, a)
+        hits = knowledge.affecting(ident.vendor_product, ident.version)
         if not hits:
             out.append(make_finding("scan.vulnerable_version", asset, Status.PASS, key=key,
                                     observed=f"{named}: no advisory in {knowledge.feed_label or 'the feed'} "
                                              "affects this version",
                                     expected=expected, evidence=evidence, site=site, zone=zone, details=details))
         else:
-            out.append(_vulnerable(asset, key, named, list(hits.values()), knowledge, backport, caveat,
+            out.append(_vulnerable(asset, key, named, list(hits), knowledge, backport, caveat,
                                    details, evidence, site, zone, expected))
     if knowledge.product_eol is not None:
-        life = knowledge.product_eol(ident.vendor_product, ident.version)
+        life = knowledge.end_of_life(ident.vendor_product, ident.version)
         today = knowledge.today or date.today()
         if life is not None:
             name, ended = life
@@ -229,12 +249,16 @@ def _vulnerable(asset: str, key: str, named: str, hits: list[AdvisoryLike], know
     listed = ", ".join(f"{c}" for c in cves[:8]) + (f" and {len(cves) - 8} more" if len(cves) > 8 else "")
     observed = (f"{named} is in the affected range of {len(hits)} advisor{'y' if len(hits) == 1 else 'ies'} "
                 f"({listed or ', '.join(a.id for a in hits)}); fixed in {fixed}; {caveat}")
-    return make_finding(
+    vscore = scored(worst.cvss_vector) if worst and worst.cvss_vector else None
+    finding = make_finding(
         "scan.vulnerable_version", asset, Status.FAIL, key=key, observed=observed, expected=expected,
         evidence=evidence, site=site, zone=zone,
-        cvss_vector=worst.cvss_vector if worst else None,
         # A distribution build's banner is weak evidence: reported, at low severity, not as an alarm.
-        severity=Severity.LOW if backport else (None if worst else Severity.HIGH),
+        # Unrated advisories count as high, as the patch engine treats them.
+        severity=Severity.LOW if backport else (vscore[1] if vscore else Severity.HIGH),
         details={**details, "cves": cves, "fixed_version": fixed,
                  "advisories": [{"id": a.id, "cve": list(a.cve), "fixed_version": a.fixed_version,
                                  "cvss_vector": a.cvss_vector, "title": a.title} for a in hits]})
+    if vscore and worst:
+        finding.cvss_vector, finding.cvss_score = worst.cvss_vector, vscore[0]   # as make_finding would set them
+    return finding
