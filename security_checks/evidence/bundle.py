@@ -30,29 +30,34 @@ for auditors is the archive (security_checks/evidence/archive.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..fsutil import PRIVATE_DIR, PRIVATE_FILE, fsync_dir, fsync_tree, private_dir, write_new
-from ..model.loader import LoadedEstate
 from ..procs import pid_alive
-from ..store import Store, operator_name, sha256_file
-from ..store.scrub import withheld_reason
 from ..testhooks import pause_at
 from . import keys
 from .trust import Trust
+
+if TYPE_CHECKING:
+    # Verify, which auditors run on their own machines, needs neither the store nor the estate model:
+    # importing them would cost more start-up than hashing a large bundle (bench/bench_evidence.py).
+    from ..model.loader import LoadedEstate
+    from ..store import Store
 
 FORMAT = "estate-evidence-bundle/2"
 LEGACY_FORMATS = {"estate-evidence-bundle/1"}  # sealed before sequence numbers: still verified
@@ -62,6 +67,20 @@ ANNOUNCED = "announced-key.pub.pem"
 KEY_ROTATION = "key-rotation"
 UNLISTED = {SUMS, SIG, TSR}  # files that cover SHA256SUMS rather than being covered by it
 PARTIAL_HINT = "pass --allow-partial-chain if you were given only part of the chain"
+# Files are hashed this many at a time: hashlib releases the GIL, so a large bundle verifies on
+# every core instead of one (sha256sum -c uses one).
+HASH_WORKERS = max(1, min(4, os.cpu_count() or 1))
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _operator() -> str:
+    from ..store import operator_name
+
+    return operator_name()
 
 
 class SealError(Exception):
@@ -148,7 +167,7 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
                     "steps": run.steps},
             "tool_versions": run.tool_versions,
             "sealed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "sealed_by": operator_name(),
+            "sealed_by": _operator(),
             "signing_key": {"algorithm": "Ed25519", "public_key_file": PUB,
                             "sha256_fingerprint": keys.fingerprint(key)},
             "seq": previous.seq + 1 if previous else 1,
@@ -215,7 +234,7 @@ def rotate_key(dest_root: Path, keys_dir: Path, home: Path) -> tuple[Path, str, 
             "kind": KEY_ROTATION,
             "run": None,
             "sealed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
-            "sealed_by": operator_name(),
+            "sealed_by": _operator(),
             "signing_key": {"algorithm": "Ed25519", "public_key_file": PUB,
                             "sha256_fingerprint": keys.fingerprint(old)},
             "announces": {"algorithm": "Ed25519", "public_key_file": ANNOUNCED, "sha256_fingerprint": new_fp},
@@ -317,6 +336,8 @@ def _remove_abandoned(dest_root: Path) -> None:
 
 def _scrub(root: Path) -> list[dict[str, str]]:
     """Defence in depth: remove any file named like a runner secret that reached the bundle anyway."""
+    from ..store.scrub import withheld_reason
+
     removed = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
@@ -466,15 +487,23 @@ def scan_chain(root: Path, allow_partial: bool = False) -> VerifyResult:
 
 
 def sums_text(root: Path) -> str:
-    lines = []
+    listed = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
         if rel in UNLISTED:
             continue
         if "\n" in rel or "\\" in rel:
             raise SealError(f"{rel!r}: file names with newlines or backslashes cannot be listed in SHA256SUMS")
-        lines.append(f"{sha256_file(path)}  {rel}\n")
-    return "".join(lines)
+        listed.append((rel, path))
+    digests = _hash_all([p for _, p in listed])
+    return "".join(f"{digests[p]}  {rel}\n" for rel, p in listed)
+
+
+def _hash_all(paths: list[Path]) -> dict[Path, str]:
+    if len(paths) < 2 or HASH_WORKERS == 1:
+        return {p: sha256_file(p) for p in paths}
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+        return dict(zip(paths, pool.map(sha256_file, paths), strict=True))
 
 
 def verify_text(meta: dict[str, Any], tsa: bool, tsa_ca: bool) -> str:
@@ -679,11 +708,12 @@ def _verify_one(bundle: Path, strict: bool = False) -> VerifyResult:
             res.problems.append(f"{SUMS}: line {n} is not a valid sha256sum line")
             continue
         listed[rel] = digest
+    present = {rel: bundle / rel for rel in listed if (bundle / rel).is_file()}
+    digests = _hash_all(list(present.values()))
     for rel, digest in sorted(listed.items()):
-        path = bundle / rel
-        if not path.is_file():
+        if rel not in present:
             res.problems.append(f"{rel}: listed in {SUMS} but missing")
-        elif sha256_file(path) != digest:
+        elif digests[present[rel]] != digest:
             res.problems.append(f"{rel}: content changed since sealing (SHA-256 differs)")
     for path in sorted(p for p in bundle.rglob("*") if p.is_file()):
         rel = path.relative_to(bundle).as_posix()
