@@ -7,6 +7,8 @@ refusal (an estate that cannot be read at all is still refused by the loader):
   declared ranges overlap (two sites, a site and a hub or spoke, two VLANs of one site). `estate
   validate` still refuses them; `estate assess` records them, naming both ranges and where each
   is declared.
+- Segregation the estate's purposes demand (segregation.py): `estate.pupil_network_reaches_corporate`
+  and `estate.device_zone_beyond_controller`, each declaration that breaks it with its file:line.
 - Waivers that weaken every verdict they touch. Only waivers still in force are judged (an
   expired one accepts nothing). Each is named `waiver:<what it targets>` (its finding id, or its
   check and asset patterns), which stays the same however the waivers file is reordered:
@@ -35,6 +37,7 @@ from ..model.crossref import AddressRange, address_overlaps
 from ..model.located import LoadedEstate
 from ..model.schema import Contact, Estate, Waiver
 from ..step import StepContext, StepResult
+from .segregation import segregation_findings
 
 OVERLAP = "estate.address_overlap"
 MATCHES_EVERYTHING = "estate.waiver_matches_everything"
@@ -50,7 +53,7 @@ EXPECTED = {
 
 def hygiene_findings(loaded: LoadedEstate, today: date) -> list[Finding]:
     estate = loaded.estate
-    found = [*overlap_findings(loaded), *waiver_findings(loaded, today)]
+    found = [*overlap_findings(loaded), *waiver_findings(loaded, today), *segregation_findings(loaded)]
     out: dict[str, Finding] = {}
     for f in found:
         out.setdefault(f.id, f)   # two identical waivers are one problem, reported once

@@ -68,6 +68,30 @@ def _within(inner: Net, outer: Net) -> bool:
     return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
 
 
+def uncovered(net: Net, ranges: list[Net]) -> list[Net]:
+    """The parts of `net` that no range covers, as the fewest networks (empty: `net` is covered).
+
+    A scan scope may summarise several of the estate's ranges (a /16 over twenty schools' /20s)
+    as long as together they cover all of it; the parts left over are what an error must name.
+    """
+    left: list[Net] = [net]
+    for r in ranges:
+        if r.version != net.version:
+            continue
+        nxt: list[Net] = []
+        for part in left:
+            if _within(part, r):
+                continue
+            if part.overlaps(r):
+                nxt += part.address_exclude(r)  # type: ignore[arg-type]
+            else:
+                nxt.append(part)
+        left = nxt
+        if not left:
+            break
+    return list(ipaddress.collapse_addresses(left))  # type: ignore[type-var]
+
+
 def _dupes(items: Iterable[tuple[str, Path_]], what: str, loaded: LoadedEstate) -> list[Problem]:
     seen: dict[str, Path_] = {}
     out = []
@@ -111,6 +135,17 @@ def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Pro
     problems += _dupes(((h.name, ("endpoint_groups", gi, "hosts", hi, "name"))
                         for gi, g in enumerate(e.endpoint_groups) for hi, h in enumerate(g.hosts)),
                        "host", loaded)
+
+    # --- device zones name their controllers among the declared hosts ---------------------------
+    declared = {h.name for h in e.declared_hosts}
+    for zi, zone in enumerate(e.zones):
+        for ci, name in enumerate(zone.controllers):
+            if zone.kind.value not in ("iot", "building-management", "cctv"):
+                bad(("zones", zi, "controllers"), f"controllers are for iot, building-management and cctv zones, "
+                                                  f"not {zone.kind.value}")
+                break
+            if name not in declared:
+                bad(("zones", zi, "controllers", ci), f"unknown declared host {name!r}")
 
     # --- sites and VLANs ----------------------------------------------------------------------
     for si, site in enumerate(e.sites):
@@ -242,8 +277,15 @@ def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Pro
                     bad((*p, "cidrs", j), f"{net} is not loopback, but the scope says loopback: true")
             elif net.version == 4 and net.overlaps(loopback):
                 bad((*p, "cidrs", j), f"{net} is loopback: mark the scope loopback: true")
-            elif not any(_within(net, n) for n in estate_nets):
-                bad((*p, "cidrs", j), f"{net} is outside the estate's address ranges")
+            else:
+                outside = uncovered(net, estate_nets)
+                if outside == [net]:
+                    bad((*p, "cidrs", j), f"{net} is outside the estate's address ranges")
+                elif outside:
+                    parts = ", ".join(str(o) for o in outside[:4]) + (
+                        f" and {len(outside) - 4} more" if len(outside) > 4 else "")
+                    bad((*p, "cidrs", j), f"{net} spans addresses outside the estate's ranges: {parts} "
+                                          "(list the ranges inside it instead, or declare those addresses)")
         for j, ex in enumerate(scope.exclusions):
             ex_net = ipaddress.ip_network(ex)
             if not any(_within(ex_net, n) for n in nets):

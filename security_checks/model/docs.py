@@ -1,6 +1,10 @@
 """Generate the estate schema reference (inventory/SCHEMA.md) from the pydantic models, so the
 documentation cannot drift from the code: a test fails when the committed file is stale.
 
+A field required only in some cases (a PaaS or IaaS system's address_space) declares it with
+`schema.required_when` / `schema.only_when`: the validator enforces that metadata and this
+reference prints it, so the two cannot disagree.
+
     python -m security_checks.model.docs > inventory/SCHEMA.md
 """
 
@@ -70,8 +74,20 @@ def render() -> str:
             lines += [" ".join(doc.split()), ""]
         lines += ["| field | type | default | meaning |", "| --- | --- | --- | --- |"]
         for name, f in model.model_fields.items():
+            extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+            when = extra.get("required_when")
+            only = extra.get("only_when")
+            meaning = f.description or ""
+            if isinstance(only, dict) and only != when:
+                meaning += f" (only when {schema.condition_text(only)})"   # type: ignore[arg-type]
+            elif isinstance(only, dict):
+                meaning += " (only then)"
             if f.is_required():
                 default = "**required**"
+            elif isinstance(when, dict):
+                # The same metadata the validator enforces (schema.required_when), so the reference
+                # cannot call a field optional that the validator demands.
+                default = f"**required** when {schema.condition_text(when)}"   # type: ignore[arg-type]
             elif f.default is PydanticUndefined or f.default is None:
                 default = ""
             elif isinstance(f.default, enum.Enum):
@@ -80,7 +96,10 @@ def render() -> str:
                 default = "(defaults)"
             else:
                 default = f"`{f.default}`"
-            lines.append(f"| `{name}` | {_type_name(f.annotation)} | {default} | {f.description or ''} |")
+            kind = _type_name(f.annotation)
+            if isinstance(when, dict):
+                kind = kind.removesuffix(" (optional)")
+            lines.append(f"| `{name}` | {kind} | {default} | {meaning} |")
         lines.append("")
     return "\n".join(lines)
 

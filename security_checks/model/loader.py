@@ -27,6 +27,15 @@ __all__ = ["MAX_FILE_BYTES", "EstateError", "LoadedEstate", "Path_", "Problem", 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
+# The tags plain YAML resolves by itself; anything else written with `!` is refused, not guessed at.
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in
+                  ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary")}
+
+
+class _BadValue(Exception):
+    """A value that cannot be read (an impossible date, an unknown tag); recorded as a Problem."""
+
+
 class _Composer:
     """Turns a YAML node tree into plain Python, recording (file, line) for every value."""
 
@@ -37,6 +46,10 @@ class _Composer:
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.locations[path] = (self.file, node.start_mark.line + 1)
+        if node.tag not in _STANDARD_TAGS:
+            self.problems.append(Problem(self.file, node.start_mark.line + 1, field_name(path),
+                                         f"unknown YAML tag {node.tag!r}: estate files use plain YAML values"))
+            return None
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
@@ -44,7 +57,11 @@ class _Composer:
                     self.problems.append(Problem(self.file, key_node.start_mark.line + 1, field_name(path),
                                                  "YAML merge keys (<<) are not supported: write values out"))
                     continue
-                key = str(self._scalar(key_node))
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _STANDARD_TAGS:
+                    self.problems.append(Problem(self.file, key_node.start_mark.line + 1, field_name(path),
+                                                 "a key must be a plain name"))
+                    continue
+                key = str(self._value(key_node, path))
                 if key in out:
                     self.problems.append(Problem(self.file, key_node.start_mark.line + 1,
                                                  field_name((*path, key)), "duplicate key"))
@@ -53,7 +70,17 @@ class _Composer:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(n, (*path, i)) for i, n in enumerate(node.value)]
-        return self._scalar(node)
+        return self._value(node, path)
+
+    def _value(self, node: yaml.Node, path: Path_) -> Any:
+        try:
+            return self._scalar(node)
+        except (ValueError, OverflowError, yaml.YAMLError) as exc:
+            # 2026-02-30 matches YAML's date pattern but is no date; datetime says why.
+            what = "date" if node.tag == "tag:yaml.org,2002:timestamp" else "value"
+            self.problems.append(Problem(self.file, node.start_mark.line + 1, field_name(path),
+                                         f"{str(node.value)[:40]!r} is not a valid {what} ({exc})"))
+            return None
 
     @staticmethod
     def _scalar(node: yaml.Node) -> Any:
@@ -62,8 +89,18 @@ class _Composer:
         return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
+def _read_capped(path: Path) -> bytes | None:
+    """The file's bytes, or None past the cap: a bounded read, since a size from stat() says nothing
+    about a file that grows while it is read (or a device behind a bind mount)."""
+    with path.open("rb") as f:
+        data = f.read(MAX_FILE_BYTES + 1)
+    return None if len(data) > MAX_FILE_BYTES else data
+
+
 def _yaml_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+    """Every estate file: `*.yaml` / `*.yml` under root that is not a directory or hidden (a pipe or
+    a device among them is returned too, so that it is refused rather than silently skipped)."""
+    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and not p.is_dir()
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
@@ -86,11 +123,16 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
     digest = hashlib.sha256()
     for path in files:
         rel = str(path)
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if not path.is_file():
+            # Opening a FIFO would wait for a writer for ever; a device has no end (/dev/zero).
+            problems.append(Problem(rel, 1, "(file)", "not a regular file (a pipe, device or broken link): estate "
+                                                      "files are plain files"))
+            continue
+        raw = _read_capped(path)
+        if raw is None:
             limit = MAX_FILE_BYTES // 1024 // 1024
             problems.append(Problem(rel, 1, "(file)", f"larger than {limit} MB: not an estate file"))
             continue
-        raw = path.read_bytes()
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
         try:
             text = raw.decode("utf-8")
@@ -109,11 +151,18 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
-            what = " ".join(x for x in (exc.context, exc.problem) if x)
+            what = " ".join(" ".join(x.split()) for x in (exc.context, exc.problem) if x)
             problems.append(Problem(rel, line, "(file)", f"not valid YAML: {what}"))
             continue
+        except yaml.reader.ReaderError as exc:
+            # A character YAML does not allow (NUL, most control characters): say which and where.
+            line = text.count("\n", 0, max(exc.position, 0)) + 1
+            code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+            problems.append(Problem(rel, line, "(file)", f"not valid YAML: character U+{code:04X} is not allowed in "
+                                                         "YAML text"))
+            continue
         except yaml.YAMLError as exc:
-            problems.append(Problem(rel, 1, "(file)", f"not valid YAML: {exc}"))
+            problems.append(Problem(rel, 1, "(file)", "not valid YAML: " + " ".join(str(exc).split())))
             continue
         if node is None:
             continue
@@ -122,9 +171,19 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
                                     "the top level must be a mapping of estate sections"))
             continue
         composer = _Composer(rel, locations, problems)
+        here: dict[str, int] = {}
         for key_node, value_node in node.value:
             section = str(key_node.value)
             line = key_node.start_mark.line + 1
+            if section in here:
+                # Two `zones:` in one file would otherwise be merged (or one dropped) without a word.
+                problems.append(Problem(rel, line, section, f"duplicate key (first at line {here[section]})"))
+                continue
+            here[section] = line
+            if value_node.tag not in _STANDARD_TAGS:
+                problems.append(Problem(rel, line, section, f"unknown YAML tag {value_node.tag!r}: estate files use "
+                                                            "plain YAML values"))
+                continue
             if section not in SECTIONS:
                 problems.append(Problem(rel, line, section,
                                         f"unknown section (expected one of: {', '.join(SECTIONS)})"))

@@ -11,11 +11,12 @@ the whole estate (a firewall rule naming an unknown zone, overlapping ranges) li
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
 from datetime import date, time
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -23,10 +24,51 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
 
 
+def required_when(**condition: tuple[str | bool, ...]) -> dict[str, Any]:
+    """Field metadata: the field must be given when another field has one of these values
+    (`required_when(hosting=("paas", "iaas"))`). One declaration, read both by the validator
+    (Strict._conditions) and by the schema reference (docs.py), so the two cannot disagree."""
+    return {"required_when": {k: list(v) for k, v in condition.items()}}
+
+
+def only_when(**condition: tuple[str | bool, ...]) -> dict[str, Any]:
+    """Field metadata: the field may be given only when another field has one of these values."""
+    return {"only_when": {k: list(v) for k, v in condition.items()}}
+
+
+def _value(v: Any) -> Any:
+    return v.value if isinstance(v, enum.Enum) else v
+
+
+def condition_text(condition: dict[str, list[Any]]) -> str:
+    """`hosting is paas or iaas`, as both the error message and the reference say it."""
+    def word(v: Any) -> str:
+        return str(v).lower() if isinstance(v, bool) else str(v)
+    return " and ".join(f"{k} is {' or '.join(word(v) for v in vs)}" for k, vs in condition.items())
+
+
 class Strict(BaseModel):
     """Base for every model: unknown keys are errors, so a typo never silently drops a setting."""
 
     model_config = ConfigDict(extra="forbid", frozen=False, str_strip_whitespace=True)
+
+    @model_validator(mode="after")
+    def _conditions(self) -> Any:
+        for name, f in type(self).model_fields.items():
+            extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+            given = getattr(self, name) not in (None, "", [])
+            for kind in ("required_when", "only_when"):
+                raw = extra.get(kind)
+                if not isinstance(raw, dict):
+                    continue
+                cond: dict[str, list[Any]] = {k: list(v) for k, v in raw.items() if isinstance(v, list)}
+                holds = all(_value(getattr(self, k)) in vs for k, vs in cond.items())
+                if kind == "required_when" and holds and not given:
+                    raise ValueError(f"{name} is required when {condition_text(cond)}")
+                if kind == "only_when" and given and not holds:
+                    now = ", ".join(f"{k} is {_value(getattr(self, k))}" for k in cond)
+                    raise ValueError(f"{name} is only for when {condition_text(cond)} (here {now})")
+        return self
 
 
 def _network(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
@@ -67,6 +109,19 @@ class Nation(StrEnum):
     NORTHERN_IRELAND = "northern-ireland"
 
 
+# The public-sector network a council's nation connects it to, unless the estate names its own.
+NATION_NETWORK = {"england": "PSN", "wales": "PSN", "scotland": "SWAN", "northern-ireland": "NIGB"}
+
+
+class PublicNetwork(Strict):
+    """The public-sector network the council connects to, when it is not its nation's default (PSN in
+    England and Wales, SWAN in Scotland, NIGB in Northern Ireland): a Welsh council on PSBA, say."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9-]{1,15}$")] = Field(
+        description="short name shown in every report, finding and rule description, e.g. PSBA")
+    title: str = Field("", description="full name for people, e.g. Public Sector Broadband Aggregation")
+
+
 class Contact(Strict):
     role: str
     name: str
@@ -98,14 +153,19 @@ class Organisation(Strict):
     remediation_timescales: RemediationTimescales | None = Field(
         None, description="RAP target dates; default: 14 days for critical and high (Cyber Essentials v3.3), "
                           "30 medium, 90 low, 180 info")
+    public_network: PublicNetwork | None = Field(
+        None, description="the council's public-sector network when not its nation's default (PSN in England and "
+                          "Wales, SWAN in Scotland, NIGB in Northern Ireland)")
     max_waiver_months: int = Field(
         12, ge=1, le=60, description="longest a waiver may run from approved_on to expires; a longer one is "
                                      "reported by the estate-hygiene step (estate.waiver_period_too_long)")
 
     @property
     def public_sector_network(self) -> str:
-        """PSN in England and Wales, SWAN in Scotland, the NI equivalent otherwise."""
-        return {"scotland": "SWAN", "northern-ireland": "NIGB"}.get(self.nation.value, "PSN")
+        """The network's short name: as declared (public_network.name), else the nation's default."""
+        if self.public_network is not None:
+            return self.public_network.name
+        return NATION_NETWORK[self.nation.value]
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,7 +229,7 @@ class Connectivity(Strict):
     design: WanDesign = WanDesign.VIRTUAL_WAN
     hub_address_space: Cidr
     secondary_hub: bool = Field(False, description="a second hub in the secondary region")
-    secondary_hub_address_space: Cidr | None = None
+    secondary_hub_address_space: Cidr | None = Field(None, json_schema_extra=required_when(secondary_hub=(True,)))
     firewall_tier: Literal["Basic", "Standard", "Premium"] = "Standard"
     tls_inspection: bool = False
     ddos_protection: bool = Field(False, description="DDoS Network Protection: about GBP 2,300 a month")
@@ -186,8 +246,6 @@ class Connectivity(Strict):
 
     @model_validator(mode="after")
     def _secondary(self) -> Connectivity:
-        if self.secondary_hub and not self.secondary_hub_address_space:
-            raise ValueError("secondary_hub is true but secondary_hub_address_space is missing")
         # Azure Firewall: TLS inspection is a Premium feature, web categories need Standard or above.
         if self.tls_inspection and self.firewall_tier != "Premium":
             raise ValueError("tls_inspection needs firewall_tier Premium")
@@ -251,14 +309,28 @@ class ZoneKind(StrEnum):
     IOT = "iot"
     MANAGEMENT = "management"
     PSN = "psn"              # the public-sector network connection (PSN / SWAN)
+    PUPIL = "pupil"          # pupils' and students' devices: never reach the council's own zones
+    BUILDING_MANAGEMENT = "building-management"  # BMS, HVAC, door access: reach only their controllers
+    CCTV = "cctv"            # cameras: reach only their recorders
     INTERNET = "internet"
     CLOUD = "cloud"          # Azure spokes
+
+
+# Zones whose devices may talk only to their own controllers (a BMS head-end, an NVR, a Wi-Fi or
+# IoT controller): a camera or a boiler that reaches anything else is a way in.
+CONTROLLED_ZONES = (ZoneKind.IOT, ZoneKind.BUILDING_MANAGEMENT, ZoneKind.CCTV)
+# The council's own zones, which a pupil network must never reach.
+CORPORATE_ZONES = (ZoneKind.USER, ZoneKind.SERVER, ZoneKind.VOICE, ZoneKind.MANAGEMENT, ZoneKind.PSN,
+                   ZoneKind.CLOUD)
 
 
 class Zone(Strict):
     name: Slug
     kind: ZoneKind
     description: str = ""
+    controllers: list[Slug] = Field(
+        [], description="iot, building-management and cctv zones: the declared hosts (declared_hosts names) its "
+                        "devices may reach; a firewall rule letting the zone reach anything else is a finding")
 
     @property
     def untrusted(self) -> bool:
@@ -275,6 +347,22 @@ class VlanPurpose(StrEnum):
     MANAGEMENT = "management"
     SERVERS = "servers"
     PSN_DMZ = "psn-dmz"
+    PUPILS = "pupils"                          # pupils' and students' devices and Wi-Fi (schools)
+    BUILDING_MANAGEMENT = "building-management"
+    CCTV = "cctv"
+
+
+# The zone kinds a VLAN of each purpose may sit in: a pupil VLAN in a staff zone is a pupil on the
+# corporate network, whatever the firewall rules say. Purposes not listed may sit in any zone.
+PURPOSE_ZONE_KINDS: dict[VlanPurpose, tuple[ZoneKind, ...]] = {
+    VlanPurpose.PUPILS: (ZoneKind.PUPIL,),
+    VlanPurpose.IOT: (ZoneKind.IOT,),
+    VlanPurpose.BUILDING_MANAGEMENT: (ZoneKind.BUILDING_MANAGEMENT, ZoneKind.IOT),
+    VlanPurpose.CCTV: (ZoneKind.CCTV, ZoneKind.IOT),
+    VlanPurpose.VOICE: (ZoneKind.VOICE,),
+    VlanPurpose.GUEST_WIFI: (ZoneKind.GUEST, ZoneKind.PUBLIC),
+    VlanPurpose.PUBLIC_WIFI: (ZoneKind.PUBLIC, ZoneKind.GUEST),
+}
 
 
 class Vlan(Strict):
@@ -293,6 +381,7 @@ class Vlan(Strict):
 
 
 class SiteKind(StrEnum):
+    HQ = "hq"
     CIVIC_CENTRE = "civic-centre"
     OFFICE = "office"
     DEPOT = "depot"
@@ -301,6 +390,8 @@ class SiteKind(StrEnum):
     COMMUNITY_HUB = "community-hub"
     SCHOOL_ADMIN = "school-admin"
     CONTACT_CENTRE = "contact-centre"
+    SCHOOL = "school"
+    CARE_HOME = "care-home"
 
 
 class WanLink(Strict):
@@ -342,6 +433,19 @@ class SsidPurpose(StrEnum):
     CORPORATE = "corporate"
     GUEST = "guest"
     PUBLIC = "public"
+    PUPILS = "pupils"      # bridged to a pupils VLAN
+    IOT = "iot"            # devices without 802.1X (sensors, care-home call systems): an iot-kind zone
+    VOICE = "voice"
+
+
+# The VLAN purposes an SSID of each purpose may be bridged to (checked at every site it is on).
+SSID_VLAN_PURPOSES: dict[SsidPurpose, tuple[VlanPurpose, ...]] = {
+    SsidPurpose.PUPILS: (VlanPurpose.PUPILS,),
+    SsidPurpose.IOT: (VlanPurpose.IOT, VlanPurpose.BUILDING_MANAGEMENT, VlanPurpose.CCTV),
+    SsidPurpose.VOICE: (VlanPurpose.VOICE,),
+    SsidPurpose.GUEST: (VlanPurpose.GUEST_WIFI, VlanPurpose.PUBLIC_WIFI),
+    SsidPurpose.PUBLIC: (VlanPurpose.PUBLIC_WIFI, VlanPurpose.GUEST_WIFI),
+}
 
 
 class SsidSecurity(StrEnum):
@@ -437,14 +541,18 @@ class LobSystem(Strict):
     title: str
     supplier: str
     hosting: Hosting
-    os: OperatingSystem | None = Field(None, description="IaaS only")
+    os: OperatingSystem | None = Field(None, description="the VMs' operating system",
+                                       json_schema_extra={**required_when(hosting=("iaas",)),
+                                                          **only_when(hosting=("iaas",))})
     vm_count: int = Field(0, ge=0, description="IaaS only")
     classification: Classification
     owner: str = Field(description="information asset owner (IAO)")
     tier: Tier
     cost_centre: str
     region: str = "uksouth"
-    address_space: Cidr | None = Field(None, description="spoke VNet (PaaS and IaaS)")
+    address_space: Cidr | None = Field(None, description="the system's spoke VNet",
+                                       json_schema_extra={**required_when(hosting=("paas", "iaas")),
+                                                          **only_when(hosting=("paas", "iaas"))})
     ports: list[Port] = []
     reachable_from: list[Slug] = Field([], description="zones allowed to reach the ports")
     saas_fqdns: list[str] = Field([], description="SaaS: names that need DNS and conditional access")
@@ -462,17 +570,9 @@ class LobSystem(Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> LobSystem:
-        if self.hosting is Hosting.IAAS:
-            if self.os is None:
-                raise ValueError("IaaS systems need an os")
-            if self.vm_count < 1:
-                raise ValueError("IaaS systems need vm_count of at least 1")
-        elif self.os is not None:
-            raise ValueError(f"os is only for IaaS systems, not {self.hosting.value}")
-        if self.hosting is not Hosting.SAAS and not self.address_space:
-            raise ValueError(f"{self.hosting.value} systems need an address_space for their spoke")
-        if self.hosting is Hosting.SAAS and self.address_space:
-            raise ValueError("SaaS systems have no spoke address_space")
+        # os and address_space: required_when / only_when on the fields (Strict._conditions).
+        if self.hosting is Hosting.IAAS and self.vm_count < 1:
+            raise ValueError("IaaS systems need vm_count of at least 1")
         if self.address_space:
             _check_cidr(self.address_space)
         return self

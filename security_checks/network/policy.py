@@ -16,7 +16,19 @@ import ipaddress
 from dataclasses import dataclass
 from functools import cached_property
 
-from ..model.schema import Estate, Firewall, FirewallRule
+from ..model.schema import (
+    CONTROLLED_ZONES,
+    CORPORATE_ZONES,
+    PURPOSE_ZONE_KINDS,
+    SSID_VLAN_PURPOSES,
+    Estate,
+    Firewall,
+    FirewallRule,
+    SsidPurpose,
+    VlanPurpose,
+    Zone,
+    ZoneKind,
+)
 from .reach import zone_prefix_map
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -105,3 +117,95 @@ class Policy:
                 return d
             last = d
         return last
+
+
+# -- segregation the estate's purposes demand, judged on what it declares ------------------------------
+
+PUPILS_REACH_CORPORATE = "pupils-reach-corporate"
+DEVICES_BEYOND_CONTROLLER = "devices-beyond-controller"
+
+
+@dataclass(frozen=True)
+class Breach:
+    """A declaration that breaks a segregation rule, with the estate path that declares it."""
+
+    rule: str       # PUPILS_REACH_CORPORATE or DEVICES_BEYOND_CONTROLLER
+    zone: str       # the pupil or device zone concerned
+    path: tuple[str | int, ...]
+    message: str
+
+
+def controller_networks(estate: Estate, zone: Zone) -> list[Network]:
+    """Where a device zone's controllers are: the addresses of the declared hosts it names."""
+    hosts = {h.name: h.address for h in estate.declared_hosts}
+    out = []
+    for c in zone.controllers:
+        if c in hosts:
+            out.append(ipaddress.ip_network(hosts[c]))
+    return out
+
+
+def segregation_breaches(estate: Estate) -> list[Breach]:
+    """Pupil networks never reach the council's own zones; device networks (IoT, building
+    management, CCTV) reach only their zone's declared controllers.
+
+    Judged on placement (a pupils VLAN or SSID outside a pupil zone, a device VLAN outside a device
+    zone) and on every allow rule of every firewall, in order: a rule shadowed by an earlier deny is
+    still reported, because reordering the policy would open it.
+    """
+    kinds = {z.name: z.kind for z in estate.zones}
+    out: list[Breach] = []
+    for si, site in enumerate(estate.sites):
+        for vi, vlan in enumerate(site.vlans):
+            allowed = PURPOSE_ZONE_KINDS.get(vlan.purpose)
+            kind = kinds.get(vlan.zone)
+            if allowed is None or kind is None or kind in allowed:
+                continue
+            if vlan.purpose is VlanPurpose.PUPILS:
+                which = PUPILS_REACH_CORPORATE
+            elif kind not in CONTROLLED_ZONES and set(allowed) <= set(CONTROLLED_ZONES):
+                which = DEVICES_BEYOND_CONTROLLER   # cameras or sensors in a zone with no controller rule
+            else:
+                continue   # voice or Wi-Fi in an unexpected zone: the firewall rules say what it reaches
+            out.append(Breach(which, vlan.zone, ("sites", si, "vlans", vi, "zone"),
+                              f"{vlan.purpose.value} VLAN {vlan.name} at {site.name} is in zone {vlan.zone} "
+                              f"({kind.value}), not a {' or '.join(k.value for k in allowed)} zone"))
+    for i, ssid in enumerate(estate.ssids):
+        wanted = SSID_VLAN_PURPOSES.get(ssid.purpose)
+        if ssid.purpose is not SsidPurpose.PUPILS or wanted is None:
+            continue
+        wrong = [(site.name, v) for site in estate.ssid_sites(ssid) for v in site.vlans
+                 if v.name == ssid.vlan and v.purpose not in wanted]
+        if wrong:   # one SSID, one finding, however many sites broadcast it
+            names = ", ".join(name for name, _ in wrong[:5]) + (f" and {len(wrong) - 5} more" if len(wrong) > 5 else "")
+            purposes = ", ".join(sorted({v.purpose.value for _, v in wrong}))
+            out.append(Breach(PUPILS_REACH_CORPORATE, wrong[0][1].zone, ("ssids", i, "vlan"),
+                              f"pupils' SSID {ssid.name!r} is bridged to VLAN {ssid.vlan}, whose purpose is "
+                              f"{purposes}, not pupils, at {len(wrong)} site(s): {names}"))
+    zones = {z.name: z for z in estate.zones}
+    for fi, fw in enumerate(estate.firewalls):
+        objects = {o.name: [ipaddress.ip_network(a, strict=False) for a in o.addresses] for o in fw.address_objects}
+        for ri, rule in enumerate(fw.rules):
+            if rule.action != "allow":
+                continue
+            src, dst = kinds.get(rule.from_zone), kinds.get(rule.to_zone)
+            path = ("firewalls", fi, "rules", ri)
+            if src is ZoneKind.PUPIL and dst in CORPORATE_ZONES:
+                out.append(Breach(PUPILS_REACH_CORPORATE, rule.from_zone, (*path, "to_zone"),
+                                  f"{fw.name} rule {rule.id} allows pupil zone {rule.from_zone} to reach "
+                                  f"{rule.to_zone} ({dst.value if dst else '?'}): pupil networks never reach the "
+                                  "council's own zones"))
+            if src in CONTROLLED_ZONES:
+                zone = zones[rule.from_zone]
+                controllers = controller_networks(estate, zone)
+                targets = objects.get(rule.destination) if rule.destination != "any" else None
+                if targets and controllers and all(
+                        any(t.version == c.version and t.subnet_of(c) for c in controllers)  # type: ignore[arg-type]
+                        for t in targets):
+                    continue
+                named = ", ".join(zone.controllers) or "none declared"
+                what = "any address" if rule.destination == "any" else f"{rule.destination}"
+                out.append(Breach(DEVICES_BEYOND_CONTROLLER, rule.from_zone, (*path, "destination"),
+                                  f"{fw.name} rule {rule.id} allows {src.value} zone {rule.from_zone} to reach "
+                                  f"{what} in {rule.to_zone}, which is not its controllers ({named})"))
+    return out

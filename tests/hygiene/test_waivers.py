@@ -69,12 +69,14 @@ def _line_of(path: Path, text: str) -> int:
 def test_the_demo_waivers_are_clean() -> None:
     findings = hygiene_findings(load_estate(DEMO), TODAY)
     assert {f.check_id for f in findings if f.status is Status.PASS} >= {MATCHES_EVERYTHING, TOO_LONG, APPROVER}
-    assert not [f for f in findings if f.failing]
+    # The demo's depot telematics and pool plant reach their suppliers' clouds on any address: real
+    # segregation findings (tests/hygiene/test_segregation.py), not waiver problems.
+    assert not [f for f in findings if f.failing and f.check_id in (MATCHES_EVERYTHING, TOO_LONG, APPROVER)]
 
 
 def test_each_bad_waiver_in_force_is_one_declared_finding_naming_it(estate: Path) -> None:
     loaded = load_estate(estate)    # not a validation error: the estate loads and can be assessed
-    failing = [f for f in hygiene_findings(loaded, TODAY) if f.failing]
+    failing = [f for f in hygiene_findings(loaded, TODAY) if f.failing and f.check_id.startswith("estate.waiver_")]
     by = {(f.check_id, f.asset): f for f in failing}
     assert set(by) == {(MATCHES_EVERYTHING, "waiver:*"), (TOO_LONG, "waiver:scan.weak_tls@host:10.10.30.20"),
                        (APPROVER, "waiver:devices.linux.firewall@host:lab-debian-01")}
@@ -146,10 +148,12 @@ def test_months_end_on_the_same_day_or_the_months_last() -> None:
 def test_the_step_is_part_of_the_assessment_and_its_checks_are_one_hop_away() -> None:
     assert "estate-hygiene" in [s.name for s in ASSESS.steps]
     described = {d["id"]: d for d in describe_checks("estate.*")}
-    assert set(described) == {"estate.address_overlap", MATCHES_EVERYTHING, TOO_LONG, APPROVER}
+    segregation = {"estate.pupil_network_reaches_corporate", "estate.device_zone_beyond_controller"}
+    assert set(described) == {"estate.address_overlap", MATCHES_EVERYTHING, TOO_LONG, APPROVER, *segregation}
     for d in described.values():
         assert d["metadata"] == "security_checks/compliance/checks.yaml"
-        assert d["emitted_by"] == ["security_checks/compliance/hygiene.py"]
+        module = "segregation" if d["id"] in segregation else "hygiene"
+        assert d["emitted_by"] == [f"security_checks/compliance/{module}.py"]
         assert d["steps"] == ["assess/estate-hygiene"]
         assert d["evidence_kind"] == "declared" and d["requirements"] == []
 
