@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from ..findings import Finding, Severity
 from ..model.loader import EstateError, LoadedEstate, load_estate
@@ -30,8 +32,67 @@ from ..store import RunInfo, Store
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_ESTATE = REPO_ROOT / "inventory" / "demo"
 
+# The style tags the CLI's own messages use. Anything else in square brackets is text: a path
+# (`ITHC [final]/scan.xml`), a target (`-t '[/]'`) or a name from an estate file is printed as given,
+# never read as console markup (which would drop it, restyle it or raise MarkupError).
+STYLE_TAGS = frozenset({"bold", "dim", "italic", "red", "green", "yellow", "blue", "cyan", "magenta", "white",
+                        "bold red", "bold green", "bold yellow"})
+_TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]", re.IGNORECASE)   # rich.markup's tag syntax
+
+
+def escape_foreign_markup(text: str) -> str:
+    """`text` with every bracketed tag escaped except a STYLE_TAGS tag and the tag closing it.
+
+    User text should reach a console as rich Text or with `markup=False`; this is the backstop for
+    every message that interpolates it into a markup string. A style tag never closed is escaped
+    too (the CLI's own always are), and backslashes before an escaped tag are doubled as
+    rich.markup.escape does, so they print as written.
+    """
+    tags = list(_TAG.finditer(text))
+    keep: set[int] = set()
+    opened: list[tuple[int, str]] = []
+    for i, m in enumerate(tags):
+        tag = m.group(2).strip()
+        if m.group(1):
+            continue
+        if tag.startswith("/"):
+            if opened and tag[1:].strip() in ("", opened[-1][1]):
+                keep.update((opened.pop()[0], i))
+        elif tag in STYLE_TAGS:
+            opened.append((i, tag))
+    def plain(segment: str) -> str:
+        # rich turns a backslash before a bracket into nothing, even where no tag follows.
+        return segment.replace("\\[", "\\\\[")
+
+    out: list[str] = []
+    pos = 0
+    for i, m in enumerate(tags):
+        if i not in keep:
+            out.append(plain(text[pos:m.start()]) + m.group(1) * 2 + "\\[" + m.group(2) + "]")
+        else:
+            out.append(plain(text[pos:m.start()]) + m.group(0))
+        pos = m.end()
+    out.append(plain(text[pos:]))
+    return "".join(out)
+
+
+class SafeConsole(Console):
+    """A Console that reads only the CLI's own style tags as markup and never turns `:name:` into emoji."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(highlight=False, emoji=False, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Any:
+        markup = kwargs.get("markup")
+        if markup or (markup is None and self._markup):
+            text = escape_foreign_markup(text)
+        return super().render_str(text, **kwargs)
+
+
 # Messages and progress: stderr, so `--format json` output on stdout stays machine-readable.
-err = Console(stderr=True, highlight=False)
+err = SafeConsole(stderr=True)
+# A command's result for people (text mode): stdout, where a redirect or a pipe finds it.
+show = SafeConsole()
 
 
 class Format(StrEnum):
@@ -101,7 +162,7 @@ def busy_exits() -> Iterator[None]:
     try:
         yield
     except LockBusy as exc:
-        err.print(f"[bold red]busy:[/] {exc}", soft_wrap=True)
+        err.print(Text.assemble(("busy:", "bold red"), f" {exc}"), soft_wrap=True)
         raise typer.Exit(EXIT_BUSY) from None
 
 
@@ -116,7 +177,7 @@ def writing(home: Path, command: str, wait: float = 0.0) -> Iterator[None]:
 
 def usage_error(message: str) -> NoReturn:
     """Bad input: one line on stderr, exit status 2."""
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -126,7 +187,8 @@ def load_or_exit(estate_dir: Path, *, policy: bool = True) -> LoadedEstate:
     except EstateError as exc:
         for problem in exc.problems:
             err.print(str(problem), soft_wrap=True, markup=False)
-        err.print(f"[bold red]{len(exc.problems)} problem(s)[/] in {estate_dir}", soft_wrap=True)
+        err.print(Text.assemble((f"{len(exc.problems)} problem(s)", "bold red"), f" in {estate_dir}"),
+                  soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -165,7 +227,7 @@ def open_store(home: Path) -> Store:
     except OSError as exc:
         usage_error(f"{home}: cannot open the state directory ({exc.strerror or exc})")
     for problem in store.problems:
-        err.print(f"[yellow]warning:[/] {problem}", soft_wrap=True)
+        err.print(Text.assemble(("warning:", "yellow"), f" {problem}"), soft_wrap=True)
     return store
 
 
