@@ -78,6 +78,10 @@ FIREWALL_VARS: dict[str, dict[str, Any]] = {
 }
 
 
+# Groups an MDM manages on its own: their listed hosts are matched in the MDM's export, never reached.
+MDM_ONLY = ("intune", "google-admin")
+
+
 def group_name(name: str) -> str:
     """An Ansible-safe group name: letters, digits and underscores."""
     return "".join(c if c.isalnum() else "_" for c in name)
@@ -132,8 +136,8 @@ class InventoryModule(BaseInventoryPlugin):
         for function in ("windows_endpoints", "linux_endpoints", "firewalls"):
             inv.add_group(function)
         for eg in estate.endpoint_groups:
-            if not eg.hosts:
-                continue  # counts managed elsewhere (Intune): nothing for Ansible to reach
+            if not eg.hosts or eg.managed_by in MDM_ONLY:
+                continue  # counts, or devices only an MDM manages (judged from its export): nothing to reach
             family = eg.os.family
             function = f"{family}_endpoints"
             inv.add_group(function)

@@ -1,5 +1,6 @@
-"""Real apt metadata from a Debian/Ubuntu endpoint reached as a chroot directory (the lab's
-endpoint; a real estate reaches hosts through the device audit's Ansible connection instead).
+"""Real apt metadata from a Debian/Ubuntu endpoint: read here from a chroot directory (the lab's
+endpoint), or parsed from the same commands' outputs the device audit read over its own Ansible
+connection (SSH in production: devices.linux.package_inventory, `from_outputs`).
 
 What we read, all with the endpoint's own tools:
 - installed packages: `dpkg-query -W` (name, version, architecture);
@@ -54,11 +55,19 @@ def _run(root: Path, *argv: str) -> str:
 
 def release_dates(root: Path) -> dict[str, date]:
     """Archive labels (Origin, Label, Suite, Codename) -> the Release file's publication date."""
-    out: dict[str, date] = {}
     lists = root / "var/lib/apt/lists"
-    for path in sorted([*lists.glob("*_Release"), *lists.glob("*_InRelease")]):
+    paths = sorted([*lists.glob("*_Release"), *lists.glob("*_InRelease")])
+    texts = [path.read_text(errors="replace") for path in paths]
+    return release_dates_from_text("\n\n".join(texts))
+
+
+def release_dates_from_text(text: str) -> dict[str, date]:
+    """The same from Release files' header fields, one paragraph per file (as the device audit reads
+    them over its connection: devices.linux.package_inventory)."""
+    out: dict[str, date] = {}
+    for paragraph in text.split("\n\n"):
         fields: dict[str, str] = {}
-        for line in path.read_text(errors="replace").splitlines():
+        for line in paragraph.splitlines():
             if not line or line.startswith(" "):
                 continue
             if line.startswith("-----BEGIN PGP SIGNATURE"):
@@ -94,12 +103,21 @@ def collect(host: str, os_name: str, root: Path) -> HostPackages:
     if not (root / "var/lib/dpkg/status").is_file():
         raise AptError(f"{root}: not a Debian system (no var/lib/dpkg/status)")
     listing = _run(root, "dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\n")
+    simulation = _run(root, "apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade")
+    return from_outputs(host, os_name, listing, simulation, release_dates(root))
+
+
+def parse_listing(listing: str) -> dict[str, str]:
     packages = {}
     for line in listing.splitlines():
         state, name, version = [*line.split("\t"), "", "", ""][:3]
         if state.startswith("ii"):
             packages[name] = version
-    simulation = _run(root, "apt-get", "-s", "-o", "Debug::NoLocking=1", "dist-upgrade")
-    upgrades = parse_simulation(simulation, release_dates(root))
-    return HostPackages(host, os_name, packages, upgrades,
-                        raw={"dpkg-query.txt": listing, "apt-get-simulate.txt": simulation})
+    return packages
+
+
+def from_outputs(host: str, os_name: str, listing: str, simulation: str, dates: dict[str, date],
+                 extra_raw: dict[str, str] | None = None) -> HostPackages:
+    """A host's packages from the outputs of dpkg-query and apt-get -s, however they were run."""
+    return HostPackages(host, os_name, parse_listing(listing), parse_simulation(simulation, dates),
+                        raw={"dpkg-query.txt": listing, "apt-get-simulate.txt": simulation, **(extra_raw or {})})

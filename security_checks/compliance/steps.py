@@ -17,7 +17,7 @@ from ..findings import EvidenceRef, Finding, Status
 from ..model.schema import EndpointHost, Estate
 from ..step import StepContext, StepResult
 from .advisories import load_feed
-from .apt_host import AptError, HostPackages, collect
+from .apt_host import AptError, HostPackages, collect, from_outputs, release_dates_from_text
 from .ce import config_findings
 from .eol import load_eol, unsupported_os_findings
 from .patch import feed_finding, linux_findings, windows_findings
@@ -27,7 +27,7 @@ OVERDUE = "patch.security_update_overdue"
 
 
 def linux_endpoints(estate: Estate) -> list[tuple[EndpointHost, str, str]]:
-    """(host, os, connection kind) for the Debian/Ubuntu hosts the estate lists by name."""
+    """(host, os, connection kind) for the Linux hosts the estate lists by name."""
     return [(h, g.os.value, (h.connection or g.connection).kind)
             for g in estate.endpoint_groups if g.os.family == "linux" for h in g.hosts]
 
@@ -69,11 +69,24 @@ def patch_step(ctx: StepContext) -> StepResult:
     notes: list[str] = []
     hosts: list[HostPackages] = []
     evidence: dict[str, list[EvidenceRef]] = {}
+    audited = {f.asset: f for f in ctx.findings if f.check_id == "devices.linux.package_inventory"}
     for host, os_name, kind in linux_endpoints(estate):
         if kind != "chroot":
-            # Read over the device audit's connection in a later version; until then say so, per host.
-            findings.append(_unread(host, Status.NOT_ASSESSED,
-                                    f"reached over {kind}: this step reads chroot endpoints only"))
+            # What the device audit read over its own connection (SSH), earlier in this run.
+            read = audited.get(f"host:{host.name}")
+            if read is None or read.status is not Status.PASS or "dpkg_query" not in read.details:
+                findings.append(_unread(host, Status.NOT_ASSESSED if read is None else Status.ERROR,
+                                        f"reached over {kind}: the device audit did not read its packages"
+                                        + ("" if read is None else f" ({read.observed})")))
+                continue
+            d = read.details
+            h = from_outputs(host.name, os_name, str(d["dpkg_query"]), str(d.get("apt_simulation") or ""),
+                             release_dates_from_text(str(d.get("release_files") or "")),
+                             {"release-files.txt": str(d.get("release_files") or "")})
+            hosts.append(h)
+            evidence[h.host] = [*read.evidence, *(ctx.run.write_evidence(f"patch/{h.host}/{name}", text,
+                                                                         f"{name} on {h.host}, read over {kind}")
+                                                  for name, text in h.raw.items())]
             continue
         root = chroot_root(ctx.home, host)
         if root is None:

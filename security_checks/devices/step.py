@@ -15,6 +15,8 @@ from ..step import InputRefused, StepContext, StepResult
 def _hosts(ctx: StepContext) -> list[tuple[str, str, str | None]]:
     out: list[tuple[str, str, str | None]] = []
     for eg in ctx.loaded.estate.endpoint_groups:
+        if eg.managed_by in ("intune", "google-admin"):
+            continue   # MDM only: the mdm step judges these hosts from the export
         for h in eg.hosts:
             kind = (h.connection or eg.connection).kind
             out.append((h.name, kind, h.address))

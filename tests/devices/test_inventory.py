@@ -85,3 +85,18 @@ def test_a_broken_estate_is_one_clear_inventory_error(tmp_path: Path) -> None:
                           capture_output=True, text=True)
     assert "endpoint_groups[0].count" in proc.stderr
     assert "endpoints.yaml" in proc.stderr
+
+
+def test_hosts_of_mdm_only_groups_are_matched_in_the_export_never_reached(tmp_path: Path) -> None:
+    estate = copy_estate(tmp_path / "estate")
+
+    def edit(data: dict) -> None:  # type: ignore[type-arg]
+        ipads = next(g for g in data["endpoint_groups"] if g["name"] == "mobile-corporate")
+        ipads["hosts"] = [{"name": "HDC-IPAD-0001"}]
+        win = next(g for g in data["endpoint_groups"] if g["name"] == "windows-11-corporate")
+        win["hosts"] = [{"name": "win-ws-0142", "address": "192.0.2.42"}]
+
+    edit_endpoints(estate, edit)
+    hosts = inventory(estate, tmp_path / "home")["_meta"]["hostvars"]
+    assert "win-ws-0142" in hosts            # intune+ansible: Ansible reaches it too
+    assert "HDC-IPAD-0001" not in hosts      # intune only: judged from the export (mdm step)

@@ -92,10 +92,10 @@ def test_every_control_has_check_metadata_and_one_task_file() -> None:
     from security_checks.checks import registry
 
     controls = all_controls()
-    assert len(controls) == 22
+    assert len(controls) == 23
     assert all(c in registry() for c in controls)
     assert "devices.unreachable" in registry()
-    assert len(task_index()) == 22
+    assert len(task_index()) == 23
 
 
 def test_awx_collections_requirements_match() -> None:
