@@ -140,7 +140,9 @@ def run_firewalls(loaded: LoadedEstate, home: Path, run: EvidenceSink, *, apply:
     findings = list(skipped)
     for name in sorted(hosts):
         fw = estate.firewall(name)
-        hr = results.get(name, HostResult(failed="no result: the host was not in the inventory or --limit"))
+        if name not in results and limit is not None:
+            continue   # left out by --limit (a host Ansible could not reach still has its events)
+        hr = results.get(name, HostResult(failed="no result: Ansible did not run the role on it"))
         if hr.failed or hr.running is None:
             findings.append(make_finding(
                 "firewalls.unreachable", f"firewall:{name}", Status.ERROR,
