@@ -65,6 +65,27 @@ def registry() -> dict[str, CheckMeta]:
     return out
 
 
+# Text a person reads says the council's own public-sector network, not "PSN" (a Scottish council
+# is on SWAN). Check titles, descriptions and remediation in checks.yaml, and the control
+# catalogue's texts, say "{network}" instead; the runner fills it in from the run's estate when the
+# findings and verdicts are made (runner.py, before commit), so what is stored is what every output
+# prints and no report needs the estate. "{network_psn}" names the framework: "PSN" for a council on
+# the PSN itself, "SWAN / PSN" for one whose network connects it to PSN services.
+NETWORK = "{network}"
+NETWORK_PSN = "{network_psn}"
+
+
+def network_psn(network: str) -> str:
+    return "PSN" if network == "PSN" else f"{network} / PSN"
+
+
+def name_network(text: str, network: str) -> str:
+    """`text` with the council's network name in place of the placeholders (fast when there are none)."""
+    if "{network" not in text:
+        return text
+    return text.replace(NETWORK_PSN, network_psn(network)).replace(NETWORK, network)
+
+
 def input_checks() -> frozenset[str]:
     return frozenset(cid for cid, meta in registry().items() if meta.about_inputs)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -150,6 +151,7 @@ def to_findings(doc: dict[str, Any], loaded: LoadedEstate, evidence: EvidenceRef
     ev = [evidence] if evidence else []
     stack = doc["stack"]
     estate = loaded.estate
+    say = _network_namer(estate.organisation.public_sector_network)
     origins = Origins(loaded)
     resources = {r["urn"]: r for r in doc.get("resources", [])}
     violations: list[dict[str, Any]] = doc["violations"]
@@ -186,7 +188,7 @@ def to_findings(doc: dict[str, Any], loaded: LoadedEstate, evidence: EvidenceRef
             details["lob"] = name
         if places:
             details["estate_file"], details["estate_line"] = places[0]
-        out.append(make_finding(check_id, asset, Status.FAIL, key=key, observed=observed,
+        out.append(make_finding(check_id, asset, Status.FAIL, key=key, observed=say(observed),
                                 expected="no violation of the guardrail", evidence=ev, details=details,
                                 site=name if kind == "site" else None))
     failing = {v["check_id"] for v in violations}
@@ -194,8 +196,17 @@ def to_findings(doc: dict[str, Any], loaded: LoadedEstate, evidence: EvidenceRef
         if rule["check_id"] not in failing:
             out.append(make_finding(rule["check_id"], f"infra-plan:{stack}", Status.PASS,
                                     observed=f"no violation in {doc['resource_count']} planned resources",
-                                    expected=rule["description"], evidence=ev, details={"stack": stack}))
+                                    expected=say(rule["description"]), evidence=ev, details={"stack": stack}))
     return out
+
+
+def _network_namer(network: str) -> Callable[[str], str]:
+    """The policy rules (infra/policy) judge planned resources and know no council, so their texts
+    call the public-sector network "PSN"; what people read names the council's own (SWAN...)."""
+    if network == "PSN":
+        return lambda text: text
+    word = re.compile(r"\bPSN\b")
+    return lambda text: word.sub(network, text)
 
 
 def infra_plan_step(ctx: StepContext) -> StepResult:

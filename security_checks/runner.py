@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import shutil
 import sys
 import time
@@ -30,7 +31,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from . import __version__
-from .checks import make_finding, registry
+from .checks import make_finding, name_network, registry
 from .compliance.rap import transition
 from .compliance.timescales import policy
 from .compliance.verdict import run_verdicts
@@ -208,9 +209,12 @@ class Runner:
                 if not result.skipped:
                     checks_run.update(c for c in step_checks(step) if sel.check_selected(c))
         _no_duplicates(findings)
-        apply_waivers(findings, self.loaded.estate.waivers, self.today)
         estate = self.loaded.estate
+        network = estate.organisation.public_sector_network
+        _name_network(findings, network)
+        apply_waivers(findings, estate.waivers, self.today)
         verdicts = run_verdicts(estate, findings, self.today, self.loaded.root) if job.compliance else []
+        verdicts = [_named_verdict(v, network) for v in verdicts]
         stamp = datetime.now(UTC).replace(microsecond=0).isoformat()
         full = job.full_scope and not sel.filtered
 
@@ -257,6 +261,21 @@ def _check_known(step: Step, findings: list[Finding]) -> None:
     for f in findings:
         if f.check_id != STEP_FAILED and step.checks and not any(fnmatchcase(f.check_id, p) for p in step.checks):
             raise RuntimeError(f"step {step.name} emitted {f.check_id}, which it does not declare (Step.checks)")
+
+
+def _name_network(findings: list[Finding], network: str) -> None:
+    """The council's network name where check metadata says "{network}" (checks.py, name_network)."""
+    for f in findings:
+        f.title, f.remediation = name_network(f.title, network), name_network(f.remediation, network)
+        f.observed, f.expected = name_network(f.observed, network), name_network(f.expected, network)
+
+
+def _named_verdict(v: FrameworkVerdict, network: str) -> FrameworkVerdict:
+    # Every text of a verdict (framework title, requirement titles and wording, reasons) comes from
+    # the catalogue, which says "{network}"; the name is escaped for the JSON it is placed in.
+    text = v.model_dump_json()
+    named = name_network(text, json.dumps(network)[1:-1])
+    return v if named == text else FrameworkVerdict.model_validate_json(named)
 
 
 def _no_duplicates(findings: list[Finding]) -> None:

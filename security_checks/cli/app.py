@@ -38,6 +38,7 @@ from .common import (
     open_store,
     print_steps,
     run_job,
+    show,
     usage_error,
     use_database,
 )
@@ -114,8 +115,8 @@ def validate(estate: EstateOpt = DEMO_ESTATE, format: FormatOpt = Format.TEXT) -
     if format is Format.JSON:
         emit_json({"valid": True, "estate": str(estate), "digest": loaded.digest, "counts": counts})
     else:
-        err.print(f"[green]valid[/]: {e.organisation.name} ({estate})")
-        err.print(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
+        show.print(f"[green]valid[/]: {e.organisation.name} ({estate})")
+        show.print(", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()))
 
 
 @app.command(epilog=(
@@ -224,12 +225,12 @@ def assess(
         print_steps(run.steps)
         for v in outcome.verdicts:
             if v.in_force:
-                err.print(f"  {v.title}: [bold]{v.verdict}[/]", soft_wrap=True)
-        err.print("  RAP: " + (", ".join(f"{n} {k}" for k, n in outcome.rap.items() if n) or "unchanged"))
-        err.print(f"run [bold]{run.id}[/]{'' if run.full_scope else ' (partial)'}: "
-                  + ", ".join(f"{v} {k}" for k, v in summary.items() if v))
+                show.print(f"  {v.title}: [bold]{v.verdict}[/]", soft_wrap=True)
+        show.print("  RAP: " + (", ".join(f"{n} {k}" for k, n in outcome.rap.items() if n) or "unchanged"))
+        show.print(f"run [bold]{run.id}[/]{'' if run.full_scope else ' (partial)'}: "
+                   + ", ".join(f"{v} {k}" for k, v in summary.items() if v))
         for name, path in report_paths.items():
-            err.print(f"{name}: {path}")
+            show.print(f"{name}: {path}")
     raise typer.Exit(exit_for(outcome.findings, fail_on))
 
 

@@ -1,4 +1,4 @@
-"""`estate check`: compliance views over a stored run: Cyber Essentials readiness and PSN support."""
+"""`estate check`: compliance views over a stored run: Cyber Essentials readiness and PSN (SWAN...) support."""
 
 from __future__ import annotations
 
@@ -23,16 +23,17 @@ from .common import (
     HomeOpt,
     OutOpt,
     emit_json,
-    err,
     load_or_exit,
     open_store,
     same_estate,
+    show,
     usage_error,
 )
 
 app = typer.Typer(
-    help=("Compliance as a run stored it: Cyber Essentials readiness (ce) and PSN IT Health Check support with "
-          "the Remediation Action Plan (psn). Both read the latest `estate assess` run unless --run names one, "
+    help=("Compliance as a run stored it: Cyber Essentials readiness (ce) and IT Health Check support for the "
+          "council's public-sector network (PSN, SWAN...) with the Remediation Action Plan (psn). Both read the "
+          "latest `estate assess` run unless --run names one, "
           "and change nothing: verdicts are computed once, when a run commits, and only runs change the plan."),
     rich_markup_mode="rich", no_args_is_help=True,
 )
@@ -107,7 +108,7 @@ def ce(
     else:
         _print_ce(doc)
         if out:
-            err.print(f"written: {out}/ce-{doc['version']}.json, .csv")
+            show.print(f"written: {out}/ce-{doc['version']}.json, .csv")
     raise typer.Exit(0 if doc["verdict"] == "ready" else 1)
 
 
@@ -119,23 +120,61 @@ def _csv(rows: list[list[str]]) -> str:
     return buf.getvalue()
 
 
+# A summary fits on one screen (~40 lines) however big the estate; --format json, --out and the
+# report carry every row. One row per check however many assets it fails on (report/grouping.py).
+SCREEN_ROWS = 15
+
+
+def _print_rap_groups(items: list[dict[str, Any]]) -> None:
+    from ..report.grouping import group_by_check
+
+    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
+    items = sorted(items, key=lambda i: (rank.get(i["severity"], 5), -(i["cvss_score"] or 0), i["target_date"]))
+    groups = group_by_check(items, lambda i: i["check_id"], lambda i: i["title"],
+                            lambda i: f"{i['asset']} {i['key']}".strip())
+    table = Table()
+    for col in ("finding", "severity", "assets", "owner", "target", "status"):
+        table.add_column(col, overflow="fold")
+    for g in groups[:SCREEN_ROWS]:
+        first = g.first
+        owners = list(dict.fromkeys(i["owner"] for i in g.items))
+        states = Counter(i["status"] for i in g.items)
+        table.add_row(g.title, first["severity"] + (f" {first['cvss_score']:.1f}" if first["cvss_score"] is not None
+                                                   else ""),
+                      (f"{g.count}: " if g.count > 1 else "") + g.assets_text(2),
+                      owners[0] + (f" +{len(owners) - 1}" if len(owners) > 1 else ""),
+                      min(i["target_date"] for i in g.items), ", ".join(f"{n} {k}" for k, n in sorted(states.items())))
+    show.print(table)
+    if len(groups) > SCREEN_ROWS:
+        rest = groups[SCREEN_ROWS:]
+        show.print(f"... and {len(rest)} more check(s) with {sum(g.count for g in rest)} item(s): "
+                   "--format json or --out for the whole plan", soft_wrap=True)
+
+
 def _print_ce(doc: dict[str, Any]) -> None:
     s = doc["scope"]
-    err.print(f"[bold]{doc['title']}[/] - {s['organisation']}, run {doc['run']}")
+    show.print(f"[bold]{doc['title']}[/] - {s['organisation']}, run {doc['run']}")
     cloud = s["cloud_services"]
     hosting = Counter(c["hosting"] for c in cloud)
-    err.print(f"Scope: {s['boundary']}; {len(s['sites'])} sites; {s['devices_total']} devices in "
-              f"{len(s['device_groups'])} groups ("
-              + ", ".join(f"{g['count']} {g['os']}" for g in s["device_groups"]) + "); cloud services: "
-              + (", ".join(f"{n} {k.upper()}" for k, n in sorted(hosting.items())) or "none"), soft_wrap=True)
-    err.print(f"As assessed on {doc['assessed_on']} (verdicts are computed when a run commits)")
+    show.print(f"Scope: {s['boundary']}; {len(s['sites'])} sites; {s['devices_total']} devices in "
+               f"{len(s['device_groups'])} groups ("
+               + ", ".join(f"{g['count']} {g['os']}" for g in s["device_groups"]) + "); cloud services: "
+               + (", ".join(f"{n} {k.upper()}" for k, n in sorted(hosting.items())) or "none"), soft_wrap=True)
+    show.print(f"As assessed on {doc['assessed_on']} (verdicts are computed when a run commits)")
     if doc.get("advisory_feed"):
         f = doc["advisory_feed"]
-        err.print(f"Advisory feed dated {f['feed_date']} ({f['age_days']} day(s) old)")
+        show.print(f"Advisory feed dated {f['feed_date']} ({f['age_days']} day(s) old)")
+    reqs = doc["requirements"]
+    counts = Counter(r["status"] for r in reqs)
+    show.print(f"{len(reqs)} requirements: " + ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()))
+    # The ones that need action first (auto-fail, not met, risk accepted, declared only), then the
+    # rest; one line each, as many as fit on a screen.
+    order = {"not_met": 0, "risk_accepted": 1, "declared": 2, "not_assessed": 3, "manual": 4, "met": 5}
+    ranked = sorted(reqs, key=lambda r: (not r["auto_fail"] or r["status"] != "not_met", order.get(r["status"], 6)))
     table = Table(show_lines=False, expand=False)
     for col in ("requirement", "status", "examined", "why"):
-        table.add_column(col, overflow="fold")
-    for r in doc["requirements"]:
+        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=None if col != "why" else 70)
+    for r in ranked[:SCREEN_ROWS * 2]:
         style = _STATUS_STYLE.get(r["status"], "")
         label = f"{r['ref']}{' [red](auto-fail)[/]' if r['auto_fail'] else ''} {r['title']}"
         cov = r.get("coverage") or {}
@@ -143,13 +182,15 @@ def _print_ce(doc: dict[str, Any]) -> None:
         examined = f"{cov['observed']:,}{declared} of {cov['total']:,} {cov['label']}" if cov.get("total") else ""
         status = "declared, not verified" if r["status"] == "declared" else r["status"]
         table.add_row(label, f"[{style}]{status}[/]", examined, r["reason"])
-    err.print(table)
+    show.print(table)
+    if len(ranked) > SCREEN_ROWS * 2:
+        show.print(f"... and {len(ranked) - SCREEN_ROWS * 2} more requirement(s): --format json or --out for all")
     colour = "green" if doc["verdict"] == "ready" else "bold red"
-    err.print(f"Verdict: [{colour}]{doc['verdict']}[/]")
-    for reason in doc["reasons"][:12]:
-        err.print(f"  - {reason}", soft_wrap=True)
-    if len(doc["reasons"]) > 12:
-        err.print(f"  ... and {len(doc['reasons']) - 12} more (--format json for all)")
+    show.print(f"Verdict: [{colour}]{doc['verdict']}[/]")
+    for reason in doc["reasons"][:5]:
+        show.print(f"  - {reason}", soft_wrap=True)
+    if len(doc["reasons"]) > 5:
+        show.print(f"  ... and {len(doc['reasons']) - 5} more (--format json for all)")
 
 
 @app.command(epilog=(
@@ -162,7 +203,7 @@ def psn(
     out: OutOpt = None,
     format: FormatOpt = Format.TEXT,
 ) -> None:
-    """PSN IT Health Check support: scored findings, the Remediation Action Plan, diagram data.
+    """IT Health Check support for the council's network (PSN, SWAN...): scored findings, the RAP, diagram data.
 
     The plan is kept in the store across runs, and only runs change it, each when it commits:
     every run (assess, scans, imports, device audits, infra plans) opens items for its new failing
@@ -194,21 +235,12 @@ def psn(
         emit_json(doc)
         return
     s = doc["summary"]
-    err.print(f"[bold]{doc['network']} IT Health Check support[/] - run {doc['run']} (assessed {doc['assessed_on']})"
-              f"{' (full scope)' if doc['full_scope'] else ' (partial run: it closed nothing)'}")
-    err.print("ITHC-style findings: " + (", ".join(f"{v} {k}" for k, v in s["ithc_findings"].items() if v) or "none"))
-    table = Table()
-    for col in ("finding", "severity", "owner", "target", "status"):
-        table.add_column(col, overflow="fold")
-    for item in doc["rap"]:
-        if item["status"] == "closed":
-            continue
-        table.add_row(f"{item['title']} ({item['asset']} {item['key']})".strip(),
-                      f"{item['severity']}" + (f" {item['cvss_score']:.1f}" if item["cvss_score"] is not None else ""),
-                      item["owner"], item["target_date"], item["status"])
-    err.print(table)
-    err.print("RAP (as every run so far left it): " + (", ".join(f"{v} {k}" for k, v in sorted(s["rap"].items()))
+    show.print(f"[bold]{doc['network']} IT Health Check support[/] - run {doc['run']} (assessed {doc['assessed_on']})"
+               f"{' (full scope)' if doc['full_scope'] else ' (partial run: it closed nothing)'}")
+    show.print("ITHC-style findings: " + (", ".join(f"{v} {k}" for k, v in s["ithc_findings"].items() if v) or "none"))
+    _print_rap_groups([item for item in doc["rap"] if item["status"] != "closed"])
+    show.print("RAP (as every run so far left it): " + (", ".join(f"{v} {k}" for k, v in sorted(s["rap"].items()))
                                                        or "empty")
               + f"; target dates: {doc['rap_policy'].get('source', '')}", soft_wrap=True)
     if out:
-        err.print(f"written: {out}/rap.csv, rap.json, diagram.json, network-diagram.svg, psn-summary.json")
+        show.print(f"written: {out}/rap.csv, rap.json, diagram.json, network-diagram.svg, psn-summary.json")

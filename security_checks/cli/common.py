@@ -2,7 +2,9 @@
 
 - `--estate DIR` (env ESTATE_DIR, default: the embedded demo estate), `--home DIR` (env
   ESTATE_HOME, default ./.estate: the store, evidence, keys), `--out DIR`, `--format text|json`.
-- JSON goes to stdout and nothing else does; messages, progress and warnings go to stderr.
+- stdout carries the command's result: JSON with `--format json` (and nothing else), the summary
+  for people otherwise (so `estate check ce > ce.txt` keeps it); progress, warnings and errors go
+  to stderr.
 - Exit status: 0 success; 1 findings at or above --fail-on, or policy violations; 2 bad input or
   usage (one line naming the file and field, never a traceback); 75 another estate command is
   writing to the same --home and --wait ran out (try again later).
@@ -297,16 +299,27 @@ def run_job(job: Any, loaded: LoadedEstate, home: Path, *, options: dict[str, An
 def print_steps(steps: list[dict[str, Any]]) -> None:
     colour = {"ran": "green", "skipped": "yellow", "error": "red"}
     for s in steps:
-        err.print(f"  [{colour.get(s['status'], 'white')}]{s['status']:>7}[/] {s['name']}: {s['summary']}",
-                  soft_wrap=True)
+        show.print(f"  [{colour.get(s['status'], 'white')}]{s['status']:>7}[/] {s['name']}: {s['summary']}",
+                   soft_wrap=True)
 
 
-def print_failing(findings: list[Finding], limit: int | None = None) -> None:
+def print_failing(findings: list[Finding], limit: int = 15) -> None:
+    """Failing findings worst first, one line per check however many assets it fails on, at most
+    `limit` lines (a summary fits on a screen; `estate findings --run <id>` lists every one)."""
+    from ..report.grouping import group_by_check
+
     fails = sorted((f for f in findings if f.failing),
                    key=lambda f: (f.accepted, -f.severity.rank, f.check_id, f.asset))
-    for f in fails[:limit]:
+    groups = group_by_check(fails, lambda f: f"{f.check_id} {f.accepted}", lambda f: f.title, lambda f: f.asset)
+    for g in groups[:limit]:
+        f = g.first
         state = " (accepted)" if f.accepted else ""
-        err.print(f"  {f.severity.value:>8}{state} {f.check_id} {f.asset} {f.key}: {f.observed}", soft_wrap=True,
-                  markup=False, highlight=False)
-    if limit is not None and len(fails) > limit:
-        err.print(f"  ... and {len(fails) - limit} more (estate findings --run <id>)", markup=False)
+        if g.count == 1:
+            line = f"  {f.severity.value:>8}{state} {f.check_id} {f.asset} {f.key}: {f.observed}"
+        else:
+            line = f"  {f.severity.value:>8}{state} {f.check_id}: {f.title}: {g.count} findings on {g.assets_text()}"
+        show.print(line, soft_wrap=True, markup=False, highlight=False)
+    if len(groups) > limit:
+        rest = groups[limit:]
+        show.print(f"  ... and {sum(g.count for g in rest)} more from {len(rest)} check(s) "
+                   "(estate findings --run <id>)", markup=False)

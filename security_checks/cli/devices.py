@@ -24,6 +24,7 @@ from .common import (
     load_or_exit,
     print_steps,
     run_job,
+    show,
     usage_error,
 )
 
@@ -55,7 +56,7 @@ def _run(apply: bool, estate: Path, home: Path, limit: str | None, format: Forma
                    "findings": [f.model_dump(mode="json") for f in findings]})
     else:
         _print(findings, apply)
-        err.print(f"run [bold]{run.id}[/] ({run.kind}): {summary}")
+        show.print(f"run [bold]{run.id}[/] ({run.kind}): {summary}")
     if any(f.check_id == "devices.unreachable" and "chroot" in f.observed and "does not exist" in f.observed
            for f in findings):
         err.print("hint: the demo's lab endpoint is built with `estate devices endpoint up` (root)")
@@ -70,12 +71,13 @@ def _print(findings: list[Finding], apply: bool) -> None:
     colour = {"pass": "green", "fail": "red", "error": "magenta"}
     for f in sorted(findings, key=lambda f: (f.asset, f.status != Status.FAIL, f.check_id)):
         label = "fixed" if apply and f.details.get("remediated") else f.status.value
-        err.print(f"[{colour.get(f.status.value, 'white')}]{label:>5}[/] {f.asset.removeprefix('host:')}  "
-                  f"[bold]{f.check_id}[/]  {f.title}", soft_wrap=True, highlight=False)
+        show.print(f"[{colour.get(f.status.value, 'white')}]{label:>5}[/] {f.asset.removeprefix('host:')}  "
+                   f"[bold]{f.check_id}[/]  {f.title}", soft_wrap=True, highlight=False)
         if f.status is not Status.PASS or f.details.get("remediated"):
-            err.print(f"        observed: {f.observed}", soft_wrap=True, markup=False, highlight=False, emoji=False)
+            show.print(f"        observed: {f.observed}", soft_wrap=True, markup=False, highlight=False, emoji=False)
             if f.expected:
-                err.print(f"        expected: {f.expected}", soft_wrap=True, markup=False, highlight=False, emoji=False)
+                show.print(f"        expected: {f.expected}", soft_wrap=True, markup=False, highlight=False,
+                           emoji=False)
 
 
 @app.command(epilog=("Examples:\n\n  estate devices audit\n\n"

@@ -20,6 +20,7 @@ from .common import (
     load_or_exit,
     open_store,
     run_or_exit,
+    show,
     usage_error,
     writing,
 )
@@ -75,8 +76,8 @@ def seal(
     if format is Format.JSON:
         emit_json({"bundle": str(bundle), "run": info.id, "files": check.files, "verified": check.ok})
     else:
-        err.print(f"sealed run [bold]{info.id}[/]: {bundle} ({check.files} files, signed)")
-        err.print(f"check it:  estate evidence verify {bundle}   (or the commands in {bundle / 'VERIFY.txt'})")
+        show.print(f"sealed run [bold]{info.id}[/]: {bundle} ({check.files} files, signed)")
+        show.print(f"check it:  estate evidence verify {bundle}   (or the commands in {bundle / 'VERIFY.txt'})")
     if not check.ok:
         raise typer.Exit(1)
 

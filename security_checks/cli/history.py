@@ -10,7 +10,18 @@ from rich.console import Console
 from rich.table import Table
 
 from ..findings import Severity, Status
-from .common import DEFAULT_HOME, Format, FormatOpt, HomeOpt, emit_json, open_store, usage_error
+from .common import (
+    DEFAULT_HOME,
+    DEMO_ESTATE,
+    EstateOpt,
+    Format,
+    FormatOpt,
+    HomeOpt,
+    emit_json,
+    load_or_exit,
+    open_store,
+    usage_error,
+)
 
 
 def runs(home: HomeOpt = DEFAULT_HOME, limit: int = typer.Option(20, help="How many runs, newest first."),
@@ -51,6 +62,8 @@ def findings(home: HomeOpt = DEFAULT_HOME,
              min_severity: Severity = typer.Option(Severity.INFO, "--min-severity", help="Only at or above."),
              check: str = typer.Option("*", "--check", help="Check id pattern, e.g. 'scan.*'."),
              asset: str = typer.Option("*", "--asset", help="Asset pattern, e.g. 'host:10.10.*'."),
+             limit: int = typer.Option(30, "--limit", min=0,
+                                       help="Rows in the text table (it fits a screen); 0: all. JSON has all."),
              format: FormatOpt = Format.TEXT) -> None:
     """List a run's findings, filtered.
 
@@ -70,23 +83,34 @@ def findings(home: HomeOpt = DEFAULT_HOME,
         emit_json({"run": info.id, "findings": [f.model_dump(mode="json") for f in selected]})
         return
     table = Table("severity", "status", "check", "asset", "observed", title=f"run {info.id} ({info.kind})")
-    for f in selected:
+    shown = selected[:limit] if limit else selected
+    for f in shown:
         state = f.status.value + (" (accepted)" if f.accepted else "")
         table.add_row(f.severity.value, state, f.check_id, f.asset, f.observed[:80])
     Console().print(table)
+    if len(shown) < len(selected):
+        Console().print(f"... and {len(selected) - len(shown)} more: narrow with --status/--check/--asset, "
+                        "--limit 0 for all, or --format json", soft_wrap=True, highlight=False)
 
 
 def checks(check: str = typer.Argument("*", help="Check id or pattern, e.g. scan.weak_tls or 'devices.*'."),
-           format: FormatOpt = Format.TEXT) -> None:
+           estate: EstateOpt = DEMO_ESTATE, format: FormatOpt = Format.TEXT) -> None:
     """The check registry: each check's metadata, where its code and metadata live, its requirements.
+
+    Texts name the estate's public-sector network (PSN, SWAN...), as its findings will.
 
     Examples:  estate checks  |  estate checks scan.weak_tls  |  estate checks 'infra.*' --format json
     """
+    from ..checks import name_network
     from ..jobs import describe_checks
 
     found = describe_checks(check)
     if not found:
         usage_error(f"no check matches {check!r}")
+    network = load_or_exit(estate, policy=False).estate.organisation.public_sector_network
+    for d in found:
+        for k in ("title", "description", "remediation"):
+            d[k] = name_network(d[k], network)
     if format is Format.JSON:
         emit_json(found)
         return

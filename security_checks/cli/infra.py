@@ -34,6 +34,7 @@ from .common import (
     load_or_exit,
     print_steps,
     run_job,
+    show,
     usage_error,
 )
 
@@ -100,11 +101,14 @@ def plan(
     home: HomeOpt = DEFAULT_HOME,
     format: FormatOpt = Format.TEXT,
     wait: WaitOpt = 0.0,
+    graph: Annotated[bool, typer.Option(
+        "--graph", help="Print the whole resource graph (hundreds of lines for a large council).")] = False,
 ) -> None:
     """Run the Pulumi program offline (mock runtime: no Pulumi CLI, no Azure) and check the policy rules.
 
-    Prints the resource graph (type, name, parent, key inputs), the counts by type and every policy
-    violation with the estate file:line it came from. The run is stored (kind infra-plan) with the
+    Prints the largest counts by type and the policy violations, each with the estate file:line it
+    came from (a screenful; --graph adds the resource graph: type, name, parent, key inputs; --format
+    json has everything). The run is stored (kind infra-plan) with the
     plan JSON as evidence; the same rules run as a CrossGuard pack under `estate infra preview`.
     """
     from ..infra_plan import PLAN_EVIDENCE
@@ -125,46 +129,56 @@ def plan(
     if format is Format.JSON:
         emit_json({"run": run.id, "stack": stack, "estate": str(estate_dir), **doc})
     else:
-        _print_graph(doc)
+        _print_graph(doc, graph)
         _print_violations(violations)
-        err.print(f"run [bold]{run.id}[/]: {doc.get('resource_count', 0)} resources, "
-                  f"{len(violations)} policy violation(s), {len(outcome.findings)} findings stored; "
-                  f"plan: {home / 'runs' / run.id / PLAN_EVIDENCE}")
+        show.print(f"run [bold]{run.id}[/]: {doc.get('resource_count', 0)} resources, "
+                   f"{len(violations)} policy violation(s), {len(outcome.findings)} findings stored; "
+                   f"plan: {home / 'runs' / run.id / PLAN_EVIDENCE}")
     raise typer.Exit(1 if violations else 0)
 
 
-def _print_graph(plan: dict[str, Any]) -> None:
-    """The resource graph of a plan document (each resource indented under its parent), then the
-    counts by type."""
+# A summary fits a screen however large the council (1,277 resources at 43 sites); --graph and
+# --format json have the rest.
+SCREEN_ROWS = 12
+
+
+def _print_graph(plan: dict[str, Any], graph: bool) -> None:
+    """The resource graph of a plan document (each resource indented under its parent) when asked,
+    then the largest counts by type."""
     resources: list[dict[str, Any]] = plan["resources"]
     children: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     urns = {r["urn"] for r in resources}
     for r in resources:
         children[r["parent"] if r["parent"] in urns else None].append(r)
 
-    def show(parent: str | None, depth: int) -> None:
+    def tree(parent: str | None, depth: int) -> None:
         for r in sorted(children.get(parent, []), key=lambda x: (x["type"], x["name"])):
-            err.print(f"{'  ' * depth}{r['type']} [bold]{r['name']}[/] {key_inputs(r['inputs'])}", soft_wrap=True,
-                      highlight=False, markup=True)
-            show(r["urn"], depth + 1)
+            show.print(f"{'  ' * depth}{r['type']} [bold]{r['name']}[/] {key_inputs(r['inputs'])}", soft_wrap=True,
+                       highlight=False, markup=True)
+            tree(r["urn"], depth + 1)
 
-    err.print("[bold]resource graph[/] (indented under its parent)")
-    show(None, 1)
-    err.print("[bold]counts by type[/]")
-    for t, n in plan["counts"].items():
-        err.print(f"  {n:5d}  {t}", highlight=False, soft_wrap=True)
-    err.print(f"  {len(resources):5d}  total", highlight=False)
+    if graph:
+        show.print("[bold]resource graph[/] (indented under its parent)")
+        tree(None, 1)
+    counts = sorted(plan["counts"].items(), key=lambda kv: (-kv[1], kv[0]))
+    show.print("[bold]counts by type[/]" + (f" (the largest {SCREEN_ROWS} of {len(counts)})"
+                                            if len(counts) > SCREEN_ROWS else ""))
+    for t, n in counts[:SCREEN_ROWS]:
+        show.print(f"  {n:5d}  {t}", highlight=False, soft_wrap=True)
+    show.print(f"  {len(resources):5d}  total", highlight=False)
 
 
 def _print_violations(violations: list[dict[str, Any]]) -> None:
     if not violations:
-        err.print("[green]no policy violations[/]")
+        show.print("[green]no policy violations[/]")
         return
-    err.print(f"[bold red]{len(violations)} policy violation(s)[/]")
-    for v in violations:
+    show.print(f"[bold red]{len(violations)} policy violation(s)[/]")
+    for v in violations[:SCREEN_ROWS * 2]:
         where = f" ({v['estate_file']}:{v['estate_line']})" if v.get("estate_file") else ""
-        err.print(f"  [red]{v['check_id']}[/] {v['resource_type']} {v['resource']}{where}: {v['message']}",
-                  soft_wrap=True, highlight=False)
+        show.print(f"  [red]{v['check_id']}[/] {v['resource_type']} {v['resource']}{where}: {v['message']}",
+                   soft_wrap=True, highlight=False)
+    if len(violations) > SCREEN_ROWS * 2:
+        show.print(f"  ... and {len(violations) - SCREEN_ROWS * 2} more (--format json for all)")
 
 
 # ---- the real path: Automation API ---------------------------------------------------------------

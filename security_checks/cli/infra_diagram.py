@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import DEMO_ESTATE, EstateOpt, Format, FormatOpt, emit_json, err, load_or_exit, usage_error
+from .common import DEMO_ESTATE, EstateOpt, Format, FormatOpt, emit_json, load_or_exit, show, usage_error
 
 DEFAULT_OUT = Path("network-diagram.svg")
 
@@ -52,9 +52,9 @@ def diagram(
         emit_json({**data, "files": [str(p) for p in written]})
         return
     for path in written:
-        err.print(f"wrote {path}")
-    err.print(f"{len(data['sites'])} sites, {len(data['links'])} links; "
-              f"{data['public_sector_network']} reachable from: {', '.join(data['psn']['allowed_zones']) or 'none'}")
+        show.print(f"wrote {path}")
+    show.print(f"{len(data['sites'])} sites, {len(data['links'])} links; "
+               f"{data['public_sector_network']} reachable from: {', '.join(data['psn']['allowed_zones']) or 'none'}")
 
 
 diagram.__doc__ = (diagram.__doc__ or "") + "\n" + EPILOG

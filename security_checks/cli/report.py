@@ -15,11 +15,11 @@ from .common import (
     HomeOpt,
     OutOpt,
     emit_json,
-    err,
     load_or_exit,
     open_store,
     run_or_exit,
     same_estate,
+    show,
 )
 
 EPILOG = ("Examples:\n\n  estate report\n\n  estate report --run 20261122T0505 --out /srv/share/security\n\n"
@@ -54,6 +54,6 @@ def report(
     if format is Format.JSON:
         emit_json({"run": info.id, "reports": {k: str(v) for k, v in paths.items()}})
     else:
-        err.print(f"report for run [bold]{info.id}[/] ({info.kind}): {out_dir / 'index.html'}")
+        show.print(f"report for run [bold]{info.id}[/] ({info.kind}): {out_dir / 'index.html'}")
         for name, path in paths.items():
-            err.print(f"  {name}: {path}")
+            show.print(f"  {name}: {path}")

@@ -3,14 +3,19 @@ and the internet breakout, drawn from the estate model (never hand-drawn, so nev
 
 `diagram_data(estate)` is the diagram as plain data (JSON for the PSN submission and for tools);
 `render(data, path)` draws it with Graphviz (`dot`) as SVG and PNG. The drawing is laid out left
-to right: sites (one box each, trusted VLANs apart from untrusted Wi-Fi) -> the Azure hub(s) ->
-the internet breakout, the PSN and the Azure spokes. The PSN link is drawn thick and purple, the
-breakout dashed green, untrusted Wi-Fi in orange with "internet only" on it.
+to right: sites -> the Azure hub(s) -> the internet breakout, the PSN and the Azure spokes. The
+PSN link is drawn thick and purple, the breakout dashed green, untrusted Wi-Fi in orange with
+"internet only" on it. Sites come grouped by kind, HQ first. A small estate draws each site as a
+box of its VLANs; past DETAILED_SITES sites (a council of 40+ sites drew one column 12,815 px
+tall) each site is one compact card, the cards of a kind in a grid of rows, and each kind joins
+its WAN hub with one line, so the drawing stays near A3 proportions and readable when printed.
 """
 
 from __future__ import annotations
 
 import html
+import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,21 @@ def _trust(purpose: VlanPurpose, zone_kind: ZoneKind | None) -> str:
     if purpose in (VlanPurpose.GUEST_WIFI, VlanPurpose.PUBLIC_WIFI) or zone_kind in (ZoneKind.GUEST, ZoneKind.PUBLIC):
         return "untrusted"
     return "trusted"
+
+
+# Beyond this many sites, compact cards in a grid (see the module docstring).
+DETAILED_SITES = 16
+# Site kinds in the order a reader looks for them: the HQ first, then offices, then the rest.
+KIND_ORDER = ("hq", "civic-centre", "office", "contact-centre", "depot", "library", "leisure-centre",
+              "community-hub", "school-admin", "school", "care-home")
+KIND_TITLE = {"hq": "Headquarters", "civic-centre": "Civic centre", "office": "Offices",
+              "contact-centre": "Contact centres", "depot": "Depots", "library": "Libraries",
+              "leisure-centre": "Leisure centres", "community-hub": "Community hubs",
+              "school-admin": "Schools (admin)", "school": "Schools", "care-home": "Care homes"}
+
+
+def _kind_rank(kind: str) -> int:
+    return KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
 
 
 def _mbps(value: int) -> str:
@@ -134,7 +154,15 @@ def to_dot(data: dict[str, Any]) -> Any:
     }, node_attr={"fontname": "DejaVu Sans", "fontsize": "11", "shape": "box", "style": "rounded,filled",
                   "fillcolor": "white"}, edge_attr={"fontname": "DejaVu Sans", "fontsize": "10"})
 
-    for site in data["sites"]:
+    sites = sorted(data["sites"], key=lambda s: _kind_rank(s["kind"]))   # stable: the estate's order within a kind
+    compact = len(sites) > DETAILED_SITES
+    # A label on an edge takes a rank of its own in a left-to-right layout: in the compact drawing
+    # labels are placed after layout (xlabel), which keeps the hub narrow beside the grid.
+    lab = "xlabel" if compact else "label"
+    if compact:
+        g.attr(nodesep="0.15", ranksep="0.5", forcelabels="true")
+        _site_grid(g, sites, psn)
+    for site in [] if compact else sites:
         sid = f"site_{site['name']}"
         with g.subgraph(name=f"cluster_{sid}") as c:
             c.attr(label=f"{site['title']}\n{', '.join(site['ranges'])}", style="rounded,filled",
@@ -163,7 +191,7 @@ def to_dot(data: dict[str, Any]) -> Any:
             c.node(f"{hid}_fw", f"Azure Firewall ({data['firewall']['tier']})\nfirewall policy, threat intel deny"
                                 + ("\nTLS inspection" if data["firewall"]["tls_inspection"] else ""))
             steer = "routing intent" if data["design"] == "virtual-wan" else "route table (UDR)"
-            c.edge(f"{hid}_vpngw", f"{hid}_fw", label=steer, color="#4f7f52")
+            c.edge(f"{hid}_vpngw", f"{hid}_fw", color="#4f7f52", **{lab: steer})
             if hub["role"] == "primary":
                 if data["psn"]["peer"]:
                     zones = ", ".join(data["psn"]["allowed_zones"]) or "none"
@@ -176,7 +204,9 @@ def to_dot(data: dict[str, Any]) -> Any:
                            f"DNS private resolver\nprivatelink zones\n{data['dns_resolver_address_space']}")
                     c.edge(f"{hid}_fw", f"{hid}_dns", style="invis")
 
-    for site in data["sites"]:
+    if compact:
+        _grid_links(g, sites, f"hub_{region}_vpngw")
+    for site in [] if compact else sites:
         sid = f"site_{site['name']}"
         wan = site["wan"]
         if wan["vpn_to_hub"]:
@@ -188,22 +218,22 @@ def to_dot(data: dict[str, Any]) -> Any:
     g.node("internet", f"Internet\nallowed: {len(firewall['allowed_fqdns'])} FQDN patterns,\n"
                        f"{len(firewall['allowed_categories'])} web categories", shape="ellipse",
            fillcolor="#e8f5e9", color=COLOUR["breakout"])
-    g.edge(fw, "internet", label="internet breakout (filtered)", color=COLOUR["breakout"], style="dashed",
+    g.edge(fw, "internet", **{lab: "internet breakout (filtered)"}, color=COLOUR["breakout"], style="dashed",
            penwidth="2", fontcolor=COLOUR["breakout"])
     if data["psn"]["peer"]:
         prefixes = ", ".join(data["psn"]["prefixes"])
         g.node("psn", f"{psn}\n{data['psn']['provider']}\npeer {data['psn']['peer']}\n{prefixes}",
                shape="box3d", style="filled", fillcolor=COLOUR["psn"], color=COLOUR["psn_edge"], penwidth="2")
-        g.edge(f"hub_{region}_psnrt", "psn", label=f"{psn} connection (IPsec, its own connection)",
+        g.edge(f"hub_{region}_psnrt", "psn", **{lab: f"{psn} connection (IPsec, its own connection)"},
                color=COLOUR["psn_edge"], penwidth="3", fontcolor=COLOUR["psn_edge"])
     if data["spokes"]:
         spaces = sorted({s["address_space"] for s in data["spokes"]})
         shown = ", ".join(spaces[:3]) + (f" … (+{len(spaces) - 3})" if len(spaces) > 3 else "")
         g.node("spokes", f"Azure landing-zone spokes\n{len(data['spokes'])} LOB systems (PaaS/IaaS)\n{shown}",
                shape="component", fillcolor="#f1f8ff")
-        g.edge(fw, "spokes", label="hub connections", color="#4f7f52")
+        g.edge(fw, "spokes", color="#4f7f52", **{lab: "hub connections"})
     for hub in data["hubs"][1:]:
-        g.edge(f"hub_{region}_fw", f"hub_{hub['region']}_fw", label="hub-to-hub", style="dotted", dir="both")
+        g.edge(f"hub_{region}_fw", f"hub_{hub['region']}_fw", style="dotted", dir="both", **{lab: "hub-to-hub"})
 
     legend = ('<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
               '<TR><TD COLSPAN="2"><B>Legend</B></TD></TR>'
@@ -223,6 +253,74 @@ def to_dot(data: dict[str, Any]) -> Any:
     g.node("legend", legend, shape="plain")
     g.edge("legend", "internet", style="invis")
     return g
+
+
+def _grid_columns(n: int) -> int:
+    # About A3 landscape proportions with the hub beside the grid: 3 cards across up to ~50 sites.
+    return max(3, round(math.sqrt(n * 0.25)))
+
+
+def _site_card(site: dict[str, Any]) -> str:
+    """One site on a small card: name, ranges, WAN link, its VLANs as chips coloured by trust (the
+    legend says which colour is which; the SSIDs are in the diagram data)."""
+    wan = site["wan"]
+    peer = f" · {_e(wan['public_ip'])}" if wan["public_ip"] else ""
+    chips = "".join(f'<TD BGCOLOR="{COLOUR[v["trust"]]}"><FONT POINT-SIZE="8">{v["id"]} {_e(v["name"][:12])}'
+                    "</FONT></TD>" for v in site["vlans"])
+    vlans = (f'<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLBORDER="1" CELLSPACING="1" CELLPADDING="1">'
+             f"<TR>{chips}</TR></TABLE></TD></TR>") if chips else ""
+    firewall = f" · {_e(site['firewall'])}" if site["firewall"] else ""
+    return (f'<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1" BGCOLOR="white" COLOR="#888888">'
+            f'<TR><TD ALIGN="LEFT"><B>{_e(site["title"])}</B></TD></TR>'
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="8">{_e(", ".join(site["ranges"]))}{firewall}</FONT></TD></TR>'
+            f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="8">{_e(wan["kind"])} · {_e(wan["provider"])} · '
+            f'{_mbps(wan["bandwidth_mbps"])}{peer}</FONT></TD></TR>{vlans}</TABLE>')
+
+
+def _groups(sites: list[dict[str, Any]]) -> list[tuple[str, bool, list[dict[str, Any]]]]:
+    """(kind, joins the hub by VPN, sites): one group per kind and WAN hub, HQ first."""
+    out: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+    for site in sites:
+        out.setdefault((site["kind"], site["wan"]["vpn_to_hub"]), []).append(site)
+    return [(kind, vpn, members) for (kind, vpn), members in out.items()]
+
+
+def _group_id(kind: str, vpn: bool) -> str:
+    return f"sites_{kind}_{'vpn' if vpn else 'carrier'}".replace("-", "_")
+
+
+def _site_grid(g: Any, sites: list[dict[str, Any]], psn: str) -> None:
+    """Each group one node: a table of site cards in rows of _grid_columns. Graphviz then places
+    a handful of group nodes instead of 40 clusters (which it stacked into one tall column)."""
+    columns = _grid_columns(len(sites))
+    ids = []
+    for kind, vpn, members in _groups(sites):
+        total = _mbps(sum(s["wan"]["bandwidth_mbps"] for s in members))
+        head = f"{KIND_TITLE.get(kind, kind)} ({len(members)}): " + (
+            f"IPsec IKEv2 VPN to the hub, {total} in all" if vpn else "carrier WAN, no VPN to the hub")
+        rows = []
+        for start in range(0, len(members), columns):
+            cells = "".join(f'<TD VALIGN="TOP" ALIGN="LEFT">{_site_card(s)}</TD>'
+                            for s in members[start:start + columns])
+            rows.append(f"<TR>{cells}</TR>")
+        label = (f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="4" CELLPADDING="0" BGCOLOR="#f4f4f4" '
+                 f'COLOR="#888888"><TR><TD COLSPAN="{columns}" ALIGN="LEFT"><FONT POINT-SIZE="13"><B>{_e(head)}'
+                 f'</B></FONT></TD></TR>{"".join(rows)}</TABLE>>')
+        gid = _group_id(kind, vpn)
+        g.node(gid, label, shape="plain")
+        ids.append(gid)
+    # HQ first: the groups in one column, in this order (flat edges fix the order within a rank).
+    with g.subgraph() as same:
+        same.attr(rank="same")
+        for a, b in pairwise(ids):
+            same.edge(a, b, style="invis")
+
+
+def _grid_links(g: Any, sites: list[dict[str, Any]], vpngw: str) -> None:
+    """One line per group that joins the hub by VPN (the group's heading says how)."""
+    for kind, vpn, _members in _groups(sites):
+        if vpn:
+            g.edge(_group_id(kind, vpn), vpngw, color=COLOUR["vpn"], penwidth="2")
 
 
 def render(data: dict[str, Any], out: Path, formats: tuple[str, ...] = ("svg", "png")) -> list[Path]:

@@ -19,6 +19,7 @@ from ..findings import Finding, Severity, Status
 from ..remediation import RapItem
 from ..store import EvidenceFile, RunInfo, Store
 from ..verdicts import REQUIREMENT_STATUSES, FrameworkVerdict
+from .grouping import Group, group_by_check
 
 SEVERITIES = ["critical", "high", "medium", "low", "info"]
 TREND_RUNS = 12
@@ -106,6 +107,11 @@ class ReportData:
     @property
     def open_failing(self) -> list[Finding]:
         return [f for f in self.failing if f.open]
+
+    @property
+    def open_groups(self) -> list[Group[Finding]]:
+        """Open failing findings, one group per check and title, worst first (pages for people)."""
+        return group_by_check(self.open_failing, lambda f: f.check_id, lambda f: f.title, lambda f: f.asset)
 
     @property
     def accepted(self) -> list[Finding]:

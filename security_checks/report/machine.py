@@ -16,7 +16,7 @@ from json.encoder import encode_basestring_ascii as _json_str
 from pathlib import Path
 from typing import Any
 
-from ..checks import registry
+from ..checks import name_network, registry
 from ..findings import Finding, Status
 from .context import ReportData, acceptance, remediation_status, risk_order
 
@@ -65,9 +65,12 @@ def sarif(data: ReportData) -> dict[str, Any]:
         rule: dict[str, Any] = {
             "id": cid,
             "name": "".join(p.capitalize() for p in cid.replace(".", "_").split("_")),
-            "shortDescription": {"text": m.title if m else sample.title},
-            "fullDescription": {"text": (m.description.strip() if m and m.description else sample.title)},
-            "help": {"text": (m.remediation.strip() if m and m.remediation else sample.remediation) or sample.title},
+            # Metadata says "{network}"; the run's council network goes in (the findings have it already).
+            "shortDescription": {"text": name_network(m.title, data.network) if m else sample.title},
+            "fullDescription": {"text": name_network(m.description.strip(), data.network) if m and m.description
+                                else sample.title},
+            "help": {"text": (name_network(m.remediation.strip(), data.network) if m and m.remediation
+                              else sample.remediation) or sample.title},
             "defaultConfiguration": {"level": _LEVEL[(m.severity.value if m else sample.severity.value)]},
             "properties": {"tags": ["security", *sample.controls],
                            "security-severity": _SECURITY_SEVERITY[m.severity.value if m else sample.severity.value]},

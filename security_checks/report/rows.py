@@ -79,7 +79,7 @@ def finding_row(d: ReportData, f: Finding, ev: dict[str, EvidenceFile]) -> str:
     kind = f'<div class="muted">evidence: {f.evidence_kind.value}</div>' if f.evidence_kind.value != "observed" else ""
     c3 = f"<td>{st(rs if f.failing else f.status.value)}{since}{due}{kind}</td>"
     site = f'<div class="muted">site {_e(f.site)}</div>' if f.site else ""
-    c4 = f'<td class="mono">{_e(f.asset)}{site}</td>'
+    c4 = f'<td class="asset">{_e(f.asset)}{site}</td>'
     obs = f"<div><b>observed:</b> {_e(f.observed)}</div>" if f.observed else ""
     exp = f"<div><b>expected:</b> {_e(f.expected)}</div>" if f.expected else ""
     c5 = f"<td>{obs}{exp}</td>"

@@ -44,7 +44,7 @@ def test_plan_names_each_planted_violation_and_exits_1_under_pulumi_mocks(tmp_pa
     estate = copy_demo(tmp_path / "estate", PLANTED)
     result = runner.invoke(app, ["infra", "plan", "--estate", str(estate), "--home", str(tmp_path / "home")])
     assert result.exit_code == 1, result.output
-    out = result.stderr
+    out = result.stdout   # the plan and its violations: the result, on stdout
     lob_file = estate / "lob_systems.yaml"
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("infra.policy.")]
     planning = f"{lob_file}:{_line_of(lob_file, 'name: planning')}"
