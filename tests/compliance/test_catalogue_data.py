@@ -36,7 +36,11 @@ OWN = {"patch.security_update_overdue", "patch.security_update_pending", "patch.
        "ce.firewall_admin_interface", "ce.firewall_rule_review"}
 IDENTITY = {f"identity.{c}" for c in ("mfa_all_users", "mfa_exclusion", "legacy_auth_blocked", "admin_mfa_registration",
                                        "user_mfa_registration", "lob_sign_in")}
-KNOWN = SCAN | DEVICES | INFRA | OWN | IDENTITY
+FIREWALLS = {f"firewalls.{c}" for c in (
+    "rule_missing", "rule_different", "rule_order", "rule_extra", "any_any", "rule_shadowed", "logging_off",
+    "rule_disabled", "rule_review_overdue", "rule_unused", "default_not_deny", "admin_exposed", "admin_mfa")} | {
+    f"patch.firmware_{c}" for c in ("update_overdue", "update_pending", "up_to_date", "unsupported")}
+KNOWN = SCAN | DEVICES | INFRA | OWN | IDENTITY | FIREWALLS
 
 
 def test_every_catalogue_names_only_known_checks_and_unique_ids() -> None:
