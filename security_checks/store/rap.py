@@ -34,25 +34,37 @@ def items_sorted(db: Database, *, with_history: bool = True) -> list[RapItem]:
 
 
 def apply(cur: Cursor, run_id: str, update: RapUpdate, *, full_scope: bool) -> None:
-    for ch in update.changes:
-        row = ch.item.row()
-        cols = list(row)
-        if ch.created:
-            cur.execute(f"INSERT INTO rap_items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
-                        [row[c] for c in cols])
-        else:
-            rest = [c for c in cols if c != "finding_id"]
-            cur.execute(f"UPDATE rap_items SET {', '.join(c + ' = ?' for c in rest)} WHERE finding_id = ?",  # noqa: S608
-                        [*(row[c] for c in rest), ch.item.finding_id])
-        if ch.recorded:
-            seq = cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM rap_history WHERE finding_id = ?",
-                              (ch.item.finding_id,)).fetchone()[0]
-            cur.execute("INSERT INTO rap_history (finding_id, seq, run_id, at, from_status, to_status, reason, before)"
-                        " VALUES (?,?,?,?,?,?,?,NULL)",
-                        (ch.item.finding_id, seq, run_id, ch.item.updated_at, ch.from_status, ch.item.status,
-                         ch.reason))
+    # In batches, not a statement per item: a first assessment of a large estate opens tens of
+    # thousands of items, and on a shared store every statement is a round trip to the server.
+    rows = [(ch, ch.item.row()) for ch in update.changes]
+    if rows:
+        cols = list(rows[0][1])
+        rest = [c for c in cols if c != "finding_id"]
+        cur.executemany(f"INSERT INTO rap_items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
+                        [[row[c] for c in cols] for ch, row in rows if ch.created])
+        cur.executemany(f"UPDATE rap_items SET {', '.join(c + ' = ?' for c in rest)} WHERE finding_id = ?",  # noqa: S608
+                        [[*(row[c] for c in rest), row["finding_id"]] for ch, row in rows if not ch.created])
+    recorded = [ch for ch in update.changes if ch.recorded]
+    last = _last_seq(cur, sorted({ch.item.finding_id for ch in recorded}))
+    history = []
+    for ch in recorded:
+        seq = last[ch.item.finding_id] = last.get(ch.item.finding_id, 0) + 1
+        history.append((ch.item.finding_id, seq, run_id, ch.item.updated_at, ch.from_status, ch.item.status, ch.reason))
+    cur.executemany("INSERT INTO rap_history (finding_id, seq, run_id, at, from_status, to_status, reason, before)"
+                    " VALUES (?,?,?,?,?,?,?,NULL)", history)
     cur.execute("INSERT INTO rap_runs (run_id, applied_at, full_scope) VALUES (?,?,?)",
                 (run_id, _stamp(update), int(full_scope)))
+
+
+def _last_seq(cur: Cursor, finding_ids: list[str]) -> dict[str, int]:
+    """finding id -> the last history line's number (absent: no history yet)."""
+    out: dict[str, int] = {}
+    for chunk in range(0, len(finding_ids), 500):   # SQLite's bound-parameter limit
+        part = finding_ids[chunk:chunk + 500]
+        for fid, seq in cur.execute(f"SELECT finding_id, MAX(seq) FROM rap_history WHERE finding_id IN"  # noqa: S608
+                                    f" ({','.join('?' * len(part))}) GROUP BY finding_id", part):
+            out[fid] = int(seq)
+    return out
 
 
 def _stamp(update: RapUpdate) -> Any:
