@@ -110,7 +110,7 @@ def collect(host: str, os_name: str, root: Path) -> HostPackages:
 def parse_listing(listing: str) -> dict[str, str]:
     packages = {}
     for line in listing.splitlines():
-        state, name, version = [*line.split("\t"), "", "", ""][:3]
+        state, name, version = [*line.split("\t" if "\t" in line else "|"), "", "", ""][:3]
         if state.startswith("ii"):
             packages[name] = version
     return packages
