@@ -67,8 +67,10 @@ def test_two_seals_at_once_wait_or_are_refused_and_never_fork_the_chain(home: tu
                                                                          tmp_path: Path) -> None:
     root, a, b = home
     first = start(root, tmp_path / "first.log", "seal", "--run", a, "--format", "json",
-                  ESTATE_TEST_PAUSE_AT="seal:signed", ESTATE_TEST_PAUSE_SECONDS="6")
-    paused(first, tmp_path / "first.log", "seal:signed")   # holds the writer lock, chain link already chosen
+                  ESTATE_TEST_PAUSE_AT="seal:signed", ESTATE_TEST_PAUSE_SECONDS="45")
+    # Holds the writer lock, chain link already chosen; long enough for the two processes below to start
+    # on a loaded machine (a busy CI runner takes over 10 s to import the CLI).
+    paused(first, tmp_path / "first.log", "seal:signed")
 
     refused = estate(root, "seal", "--run", b)
     assert refused.returncode == 75, refused.stderr
