@@ -75,6 +75,13 @@ def test_an_estate_file_over_the_limit_is_refused_by_a_bounded_read(demo_copy: P
     assert [str(p) for p in info.value.problems] == [f"{big}:1: (file): larger than 5 MB: not an estate file"]
 
 
+def test_a_device_as_a_scan_file_stops_at_the_limit(tmp_path: Path) -> None:
+    """/dev/zero never ends: a bounded read refuses it at 64 MiB instead of running out of memory."""
+    stderr = one_line_exit_2(estate("scan", "import", "/dev/zero", cwd=tmp_path, home=tmp_path / "h"))
+    assert "/dev/zero: over the 64 MiB limit" in stderr, stderr
+    assert not (tmp_path / "h" / "estate.db").exists()
+
+
 def test_square_brackets_in_a_path_are_printed_as_given(tmp_path: Path) -> None:
     folder = tmp_path / "ITHC [final]"
     folder.mkdir()
