@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.demo_markers import leaks, texts_under
 from tests.estates import CWM_TAWEL, GLENMORAY
-from tests.test_second_estate import leaks, texts_under
 
 pytestmark = pytest.mark.slow
 
