@@ -59,6 +59,7 @@ class Context:
     workspace_name: str | None = None
     workspace_resource_group: str | None = None
     private_zones: dict[str, Any] = field(default_factory=dict)  # privatelink zones by group id (lob.shared_dns)
+    features: dict[tuple[str, str], Any] = field(default_factory=dict)  # (subscription, feature) -> registration
 
     @property
     def estate(self) -> Estate:
@@ -96,6 +97,28 @@ class Context:
              depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(provider=self.provider(placement_or_name), parent=parent,
                                       depends_on=depends_on)
+
+    def feature(self, placement_or_name: str, namespace: str, feature: str) -> Any:
+        """A subscription feature registration (made once per subscription and feature).
+
+        Some settings are refused until a feature is registered in the subscription that uses them:
+        encryption at host needs `Microsoft.Compute/EncryptionAtHost` ("Use the Azure portal to
+        enable end-to-end encryption using encryption at host", Prerequisites: "You must enable the
+        feature for your subscription before you can use encryption at host",
+        https://learn.microsoft.com/en-us/azure/virtual-machines/disks-enable-host-based-encryption-portal).
+        Resources that need it depend on the registration.
+        """
+        import pulumi_azure_native.features as features
+
+        sub = self.subscription(placement_or_name)
+        key = (sub.name, f"{namespace}/{feature}")
+        if key not in self.features:
+            logical = f"feature-{sub.name}-{feature.lower()}"
+            self.features[key] = features.SubscriptionFeatureRegistration(
+                logical, provider_namespace=namespace, feature_name=feature, properties={},
+                opts=pulumi.ResourceOptions(provider=self.provider(sub.name)))
+            self.track(logical, ("azure", "subscriptions", self.estate.azure.subscriptions.index(sub)))
+        return self.features[key]
 
     # -- tags, origins, diagnostics ---------------------------------------------------------------
 

@@ -24,7 +24,9 @@ gateways, VPN sites, Azure Firewall, DNS and the PSN connection to `hub`): keep 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -50,6 +52,10 @@ class Hub:
     ddos_plan: Any | None = None
     hub_vnet_name: str | None = None
     virtual_hub_name: str | None = None
+    # hub-vnet: the spokes' address spaces (the GatewaySubnet routes them to the firewall) and their
+    # peerings, made once the VPN gateway exists (a peering that uses the remote gateway needs it).
+    spoke_prefixes: list[str] = field(default_factory=list)
+    pending_peerings: list[Callable[[list[Any]], list[Any]]] = field(default_factory=list)
 
     @property
     def virtual_wan_id(self) -> pulumi.Output[str] | None:
@@ -126,9 +132,61 @@ def build(ctx: Context) -> Hub:
     return hub
 
 
+def hub_vnet_subnets(space: str) -> dict[str, str]:
+    """GatewaySubnet, AzureFirewallSubnet and AzureFirewallManagementSubnet (/26 each) of a hub VNet."""
+    net = ipaddress.ip_network(space)
+    if net.prefixlen > 24:
+        raise ValueError(f"hub address space {space} is too small: a hub VNet needs at least a /24")
+    parts = list(net.subnets(new_prefix=26))
+    return {"GatewaySubnet": str(parts[0]), "AzureFirewallSubnet": str(parts[1]),
+            "AzureFirewallManagementSubnet": str(parts[2])}
+
+
+def hub_firewall_ip(space: str) -> str:
+    """The private IP Azure gives a hub VNet's firewall: the first usable host of AzureFirewallSubnet,
+    x.x.x.4 (Azure reserves the first four addresses of every subnet, and the firewall's IP
+    configuration is the subnet's first)."""
+    net = ipaddress.ip_network(hub_vnet_subnets(space)["AzureFirewallSubnet"])
+    return str(net.network_address + 4)
+
+
+def spoke_route_table(ctx: Context, hub: Hub, logical: str, *, resource_group_name: str, region: str,
+                      tags: dict[str, str], subscription: str, parent: pulumi.Resource | None = None,
+                      depends_on: list[Any] | None = None) -> Any | None:
+    """hub-vnet: the spoke's route table, sending everything (0.0.0.0/0) to the hub firewall, with
+    gateway route propagation off so routes the VPN gateway learns by BGP cannot bypass it.
+
+    A peered spoke otherwise routes straight to the VPN gateway (system and BGP routes), around the
+    firewall, and the firewall sees only one direction of each flow ("Hub-spoke network topology
+    in Azure", https://learn.microsoft.com/en-us/azure/architecture/networking/architecture/hub-spoke;
+    "Virtual network traffic routing", custom routes,
+    https://learn.microsoft.com/en-us/azure/virtual-network/virtual-networks-udr-overview).
+    None in virtual-wan, where routing intent does this for every connection.
+    """
+    import pulumi_azure_native.network as network
+
+    if hub.design is not WanDesign.HUB_VNET:
+        return None
+    firewall = hub_firewall_ip(ctx.estate.azure.connectivity.hub_address_space)
+    table = network.RouteTable(
+        f"{logical}-rt", route_table_name=ctx.namer.name("route_table", logical, region=region),
+        resource_group_name=resource_group_name, location=region, disable_bgp_route_propagation=True,
+        routes=[{"name": "default-to-hub-firewall", "address_prefix": "0.0.0.0/0",
+                 "next_hop_type": "VirtualAppliance", "next_hop_ip_address": firewall}],
+        tags=tags, opts=pulumi.ResourceOptions(provider=ctx.provider(subscription), parent=parent,
+                                               depends_on=depends_on or []))
+    return table
+
+
 def connect_spoke(ctx: Context, hub: Hub, logical: str, *, vnet: Any, vnet_name: str, resource_group_name: str,
-                  subscription: str, parent: pulumi.Resource | None = None) -> list[Any]:
-    """Join a spoke VNet to the hub: a hub connection (virtual-wan) or two peerings (hub-vnet)."""
+                  subscription: str, parent: pulumi.Resource | None = None,
+                  address_space: str | None = None) -> list[Any]:
+    """Join a spoke VNet to the hub: a hub connection (virtual-wan) or two peerings (hub-vnet).
+
+    hub-vnet: the spoke uses the hub's VPN gateway (useRemoteGateways, the hub side allowing gateway
+    transit), so the sites' routes reach it; that needs the gateway to exist, so the peerings are made
+    by `connect_pending_spokes` once infra/wan.py has built it.
+    """
     import pulumi_azure_native.network as network
 
     n = ctx.namer
@@ -142,16 +200,34 @@ def connect_spoke(ctx: Context, hub: Hub, logical: str, *, vnet: Any, vnet_name:
             opts=pulumi.ResourceOptions(provider=hub.provider, parent=parent, depends_on=[hub.virtual_hub]))
         return [conn]
     assert hub.hub_vnet is not None and hub.hub_vnet_name is not None
-    to_hub = network.VirtualNetworkPeering(
-        f"{logical}-peer-to-hub", virtual_network_peering_name=n.name("peering", f"{logical}-to-hub"),
-        resource_group_name=resource_group_name, virtual_network_name=vnet_name,
-        remote_virtual_network={"id": hub.hub_vnet.id}, allow_virtual_network_access=True,
-        allow_forwarded_traffic=True, use_remote_gateways=False,
-        opts=pulumi.ResourceOptions(provider=ctx.provider(subscription), parent=parent, depends_on=[vnet]))
-    from_hub = network.VirtualNetworkPeering(
-        f"{logical}-peer-from-hub", virtual_network_peering_name=n.name("peering", f"hub-to-{logical}"),
-        resource_group_name=hub.resource_group_name, virtual_network_name=hub.hub_vnet_name,
-        remote_virtual_network={"id": vnet.id}, allow_virtual_network_access=True,
-        allow_forwarded_traffic=True, allow_gateway_transit=True,
-        opts=pulumi.ResourceOptions(provider=hub.provider, parent=parent, depends_on=[hub.hub_vnet]))
-    return [to_hub, from_hub]
+    if address_space:
+        hub.spoke_prefixes.append(address_space)
+    hub_vnet, hub_vnet_name = hub.hub_vnet, hub.hub_vnet_name
+
+    def peer(gateway: list[Any]) -> list[Any]:
+        from_hub = network.VirtualNetworkPeering(
+            f"{logical}-peer-from-hub", virtual_network_peering_name=n.name("peering", f"hub-to-{logical}"),
+            resource_group_name=hub.resource_group_name, virtual_network_name=hub_vnet_name,
+            remote_virtual_network={"id": vnet.id}, allow_virtual_network_access=True,
+            allow_forwarded_traffic=True, allow_gateway_transit=True,
+            opts=pulumi.ResourceOptions(provider=hub.provider, parent=parent, depends_on=[hub_vnet, *gateway]))
+        to_hub = network.VirtualNetworkPeering(
+            f"{logical}-peer-to-hub", virtual_network_peering_name=n.name("peering", f"{logical}-to-hub"),
+            resource_group_name=resource_group_name, virtual_network_name=vnet_name,
+            remote_virtual_network={"id": hub_vnet.id}, allow_virtual_network_access=True,
+            allow_forwarded_traffic=True, use_remote_gateways=bool(gateway),
+            opts=pulumi.ResourceOptions(provider=ctx.provider(subscription), parent=parent,
+                                        depends_on=[vnet, from_hub, *gateway]))
+        return [to_hub, from_hub]
+
+    hub.pending_peerings.append(peer)
+    return []
+
+
+def connect_pending_spokes(hub: Hub, gateway: Any | None) -> list[Any]:
+    """hub-vnet: make the spokes' peerings, using the VPN gateway when there is one."""
+    made: list[Any] = []
+    for peer in hub.pending_peerings:
+        made += peer([gateway] if gateway is not None else [])
+    hub.pending_peerings.clear()
+    return made

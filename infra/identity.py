@@ -139,7 +139,8 @@ class RadiusServers(pulumi.ComponentResource):
 
     def __init__(self, name: str, estate: Estate, vault: KeyVaultRef, *, location: str, namer: Namer,
                  rg_name: str | None = None, vnet_name: str | None = None,
-                 tags: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
+                 tags: dict[str, str] | None = None, opts: pulumi.ResourceOptions | None = None,
+                 route_table: Any = None) -> None:
         super().__init__("estate:identity:RadiusServers", name, None, opts)
         conn = estate.azure.connectivity
         prefix = estate.organisation.short_name
@@ -176,7 +177,9 @@ class RadiusServers(pulumi.ComponentResource):
         subnet = az.network.Subnet(
             f"{name}-snet", subnet_name="snet-nps", virtual_network_name=vnet.name, resource_group_name=rg.name,
             address_prefix=str(identity_subnet(conn.identity_address_space)),
-            network_security_group={"id": nsg.id}, default_outbound_access=False, opts=child)
+            network_security_group={"id": nsg.id}, default_outbound_access=False,
+            # hub-vnet: RADIUS replies go back through the hub firewall the requests came through.
+            route_table=cast(Any, {"id": route_table(rg).id}) if route_table is not None else None, opts=child)
         shared = generated_secret(f"{prefix}-radius-shared-secret", vault, length=32, parent=self,
                                   content_type="RADIUS shared secret")
         vms: dict[str, az.compute.VirtualMachine] = {}
@@ -306,10 +309,20 @@ def build(ctx: Context, hub: Hub) -> Identity:
         placement = IDENTITY if ctx.has_placement(IDENTITY) else CONNECTIVITY
         name = f"{estate.organisation.short_name}-radius"
         vnet_name = ctx.namer.name("virtual_network", "identity")
+        from .hub import spoke_route_table
+
+        rg_name = ctx.namer.name("resource_group", "identity")
+        tags = ctx.platform_tags(f"platform-{placement}", placement)
+
+        def route_table(rg: Any) -> Any:
+            return spoke_route_table(ctx, hub, "identity", resource_group_name=rg_name,
+                                     region=estate.azure.primary_region, tags=tags, subscription=placement,
+                                     depends_on=[rg])
+
         component = RadiusServers(name, estate, vault, location=estate.azure.primary_region, namer=ctx.namer,
-                                  rg_name=ctx.namer.name("resource_group", "identity"), vnet_name=vnet_name,
-                                  tags=ctx.platform_tags(f"platform-{placement}", placement),
-                                  opts=pulumi.ResourceOptions(provider=ctx.provider(placement)))
+                                  rg_name=rg_name, vnet_name=vnet_name, tags=tags,
+                                  opts=pulumi.ResourceOptions(provider=ctx.provider(placement)),
+                                  route_table=route_table if hub.design.value == "hub-vnet" else None)
         index = next(i for i, s in enumerate(estate.ssids) if s.radius_servers)
         ctx.track(name, ("ssids", index, "radius_servers"))
         if ctx.workspace_id is not None:
@@ -323,6 +336,7 @@ def build(ctx: Context, hub: Hub) -> Identity:
 
             connect_spoke(ctx, hub, "identity", vnet=component.vnet, vnet_name=vnet_name,
                           resource_group_name=ctx.namer.name("resource_group", "identity"),
-                          subscription=placement, parent=component)
+                          subscription=placement, parent=component,
+                          address_space=estate.azure.connectivity.identity_address_space)
         outputs = component.outputs
     return Identity(vault=vault, radius=outputs)

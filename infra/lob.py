@@ -40,7 +40,7 @@ from security_checks.model.schema import (
 from security_checks.network.reach import private_link_zones, zone_prefixes
 
 from .context import Context, vault_properties
-from .hub import Hub, connect_spoke
+from .hub import Hub, connect_spoke, spoke_route_table
 
 # Azure Backup's Enhanced policy runs at most every 4 hours for VMs, so tier 1 (RPO 1 hour) gets
 # 4-hourly backups plus Site Recovery replication to the secondary region (crash-consistent points
@@ -172,9 +172,51 @@ def inbound_rules(estate: Estate, lob: LobSystem,
     return rules
 
 
+# What a system's own workload reaches on its private endpoints: Key Vault and web apps on 443,
+# Azure SQL on 1433 (private link to SQL uses 1433 only: "Azure Private Link for Azure SQL
+# Database", https://learn.microsoft.com/en-us/azure/azure-sql/database/private-endpoint-overview).
+PRIVATE_ENDPOINT_PORTS: dict[Hosting, tuple[int, ...]] = {Hosting.PAAS: (443, 1433), Hosting.IAAS: (443,)}
+PRIVATE_ENDPOINT_PRIORITY = 200
+# On a DR resource: the region of the primary it protects (infra.policy.dr_region_differs reads it).
+DR_OF_TAG = "dr-of-region"
+
+
+def spoke_subnets(lob: LobSystem) -> dict[str, str]:
+    """The spoke's subnets by name: a PaaS spoke has private endpoints and app integration, an IaaS
+    spoke its VMs (snet-app) and private endpoints; each half of the system's address space."""
+    space = ipaddress.ip_network(lob.address_space or "")
+    halves = list(space.subnets(prefixlen_diff=1)) if space.prefixlen < 30 else [space, space]
+    if lob.hosting is Hosting.PAAS:
+        return {"snet-private-endpoints": str(halves[0]), "snet-app-integration": str(halves[1])}
+    return {"snet-app": str(halves[0]), "snet-private-endpoints": str(halves[1])}
+
+
+def private_endpoint_rule(lob: LobSystem) -> dict[str, Any] | None:
+    """The NSG rule letting the system's own workload subnet reach its private endpoints.
+
+    The spoke NSG (on both subnets) ends in an explicit deny-all, which overrides Azure's
+    AllowVnetInBound; private endpoints in a subnet with network policies Enabled are filtered by
+    that NSG ("Manage network policies for private endpoints",
+    https://learn.microsoft.com/en-us/azure/private-link/disable-private-endpoint-network-policy).
+    Without this rule the web app could not reach its own SQL and Key Vault, nor a VM its Key Vault.
+    """
+    if lob.hosting is Hosting.SAAS or not lob.address_space:
+        return None
+    subnets = spoke_subnets(lob)
+    workload = next(prefix for name, prefix in subnets.items() if name != "snet-private-endpoints")
+    return {"name": "allow-workload-to-private-endpoints", "priority": PRIVATE_ENDPOINT_PRIORITY,
+            "direction": "Inbound", "access": "Allow", "protocol": "Tcp", "source_address_prefix": workload,
+            "source_port_range": "*", "destination_address_prefix": subnets["snet-private-endpoints"],
+            "destination_port_ranges": [str(p) for p in PRIVATE_ENDPOINT_PORTS[lob.hosting]],
+            "description": "the system's own workload to its Key Vault, SQL and app private endpoints"}
+
+
 def nsg_rules(estate: Estate, lob: LobSystem,
               sources_of: Callable[[str], list[str]] | None = None) -> list[dict[str, Any]]:
     out = [r.as_input() for r in inbound_rules(estate, lob, sources_of)]
+    own = private_endpoint_rule(lob)
+    if own is not None:
+        out.append(own)
     out.append({"name": "allow-azure-load-balancer", "priority": LB_PRIORITY, "direction": "Inbound",
                 "access": "Allow", "protocol": "*", "source_address_prefix": "AzureLoadBalancer",
                 "source_port_range": "*", "destination_address_prefix": "*", "destination_port_range": "*",
@@ -207,7 +249,12 @@ def system_args(ctx: Context, index: int, lob: LobSystem,
                 sources_of: Callable[[str], list[str]] | None = None) -> SystemArgs:
     estate = ctx.estate
     sub = ctx.subscription(lob.subscription or SubscriptionPlacement.CORP.value)
-    dr = estate.azure.secondary_region if lob.tier.needs_dr and lob.hosting is not Hosting.SAAS else None
+    # DR goes to the paired region of the system's own: a system already in the secondary region fails
+    # over to the primary (the rule infra.policy.dr_region_differs refuses DR in the same region).
+    dr = None
+    if lob.tier.needs_dr and lob.hosting is not Hosting.SAAS:
+        azure = estate.azure
+        dr = azure.primary_region if lob.region == azure.secondary_region else azure.secondary_region
     ca = {
         "applications": lob.saas_fqdns or [lob.name],
         "require_mfa": True,
@@ -278,6 +325,7 @@ class System(pulumi.ComponentResource):
         self.vms: list[Any] = []
         self.nics: list[Any] = []
         self.backup_policy: Any = None
+        self.sql_secondary: Any = None
         outputs: dict[str, Any] = {
             "hosting": self.lob.hosting.value, "tier": self.lob.tier.value, "region": args.region,
             "landing_zone": args.landing_zone, "conditional_access": args.conditional_access,
@@ -351,22 +399,31 @@ class System(pulumi.ComponentResource):
             location=a.region, security_rules=a.nsg_rules, tags=tags, opts=self._opts(depends_on=[rg]))
         self.ctx.diagnostics(self.nsg, self._logical("nsg"), a.subscription, parent=self.nsg, metrics=False)
         space = ipaddress.ip_network(self.lob.address_space or "")
-        halves = list(space.subnets(prefixlen_diff=1)) if space.prefixlen < 30 else [space, space]
+        prefixes = spoke_subnets(self.lob)
         nsg_ref = {"id": self.nsg.id}
         if self.lob.hosting is Hosting.PAAS:
             subnets: list[Any] = [
-                {"name": "snet-private-endpoints", "address_prefix": str(halves[0]), "network_security_group": nsg_ref,
-                 "private_endpoint_network_policies": "Enabled"},
-                {"name": "snet-app-integration", "address_prefix": str(halves[1]), "network_security_group": nsg_ref,
+                {"name": "snet-private-endpoints", "address_prefix": prefixes["snet-private-endpoints"],
+                 "network_security_group": nsg_ref, "private_endpoint_network_policies": "Enabled"},
+                {"name": "snet-app-integration", "address_prefix": prefixes["snet-app-integration"],
+                 "network_security_group": nsg_ref,
                  "delegations": [{"name": "web", "service_name": "Microsoft.Web/serverFarms"}]},
             ]
         else:
             subnets = [
-                {"name": "snet-app", "address_prefix": str(halves[0]), "network_security_group": nsg_ref,
+                {"name": "snet-app", "address_prefix": prefixes["snet-app"], "network_security_group": nsg_ref,
                  "default_outbound_access": False},
-                {"name": "snet-private-endpoints", "address_prefix": str(halves[1]), "network_security_group": nsg_ref,
-                 "private_endpoint_network_policies": "Enabled"},
+                {"name": "snet-private-endpoints", "address_prefix": prefixes["snet-private-endpoints"],
+                 "network_security_group": nsg_ref, "private_endpoint_network_policies": "Enabled"},
             ]
+        # hub-vnet: every subnet sends its traffic to the hub firewall (none in virtual-wan: routing intent).
+        route_table = spoke_route_table(self.ctx, self.hub, self.lob.name, resource_group_name=self.resource_group_name,
+                                        region=a.region, tags=tags, subscription=a.subscription, parent=self,
+                                        depends_on=[rg])
+        if route_table is not None:
+            for subnet in subnets:
+                subnet["route_table"] = {"id": route_table.id}
+        self.route_table = route_table
         self.vnet_name = self._az_name("virtual_network")
         ddos = self.hub.ddos_plan_id
         ddos_plan: Any = {"id": ddos} if ddos is not None else None
@@ -374,10 +431,11 @@ class System(pulumi.ComponentResource):
             self._logical("vnet"), virtual_network_name=self.vnet_name, resource_group_name=self.resource_group_name,
             location=a.region, address_space={"address_prefixes": [str(space)]}, subnets=subnets,
             enable_ddos_protection=ddos is not None, ddos_protection_plan=ddos_plan,
-            tags=tags, opts=self._opts(depends_on=[rg, self.nsg]))
+            tags=tags, opts=self._opts(depends_on=[rg, self.nsg, *([route_table] if route_table is not None else [])]))
         self.ctx.diagnostics(self.vnet, self._logical("vnet"), a.subscription, parent=self.vnet)
         connect_spoke(self.ctx, self.hub, self.lob.name, vnet=self.vnet, vnet_name=self.vnet_name,
-                      resource_group_name=self.resource_group_name, subscription=a.subscription, parent=self)
+                      resource_group_name=self.resource_group_name, subscription=a.subscription, parent=self,
+                      address_space=str(space))
         self.subnet_ids = {s["name"]: self.vnet.id.apply(lambda i, n=s["name"]: f"{i}/subnets/{n}") for s in subnets}
 
     def _private_endpoint(self, what: str, target_id: Any, group: str) -> Any:
@@ -450,6 +508,14 @@ class System(pulumi.ComponentResource):
         self._private_endpoint("app", app.id, "sites")
         server, _ = self._sql_server("sql", a.region, primary=True)
         self._private_endpoint("sql", server.id, "sqlServer")
+        if self.sql_secondary is not None:
+            # The failover partner is private too (public access disabled): without its own private
+            # endpoint the app could not reach the database after a failover. A private endpoint may
+            # sit in another region than its target ("What is a private endpoint?", properties:
+            # "The private endpoint must be deployed in the same region and subscription as the
+            # virtual network", not as the resource: https://learn.microsoft.com/en-us/azure/
+            # private-link/private-endpoint-overview), so it lives in the system's own spoke.
+            self._private_endpoint("sql-dr", self.sql_secondary.id, "sqlServer")
 
     def _sql_server(self, what: str, region: str, *, primary: bool) -> tuple[Any, Any]:
         import pulumi_azure_native.sql as sql
@@ -472,6 +538,7 @@ class System(pulumi.ComponentResource):
             audit_actions_and_groups=["SUCCESSFUL_DATABASE_AUTHENTICATION_GROUP",
                                       "FAILED_DATABASE_AUTHENTICATION_GROUP", "BATCH_COMPLETED_GROUP"],
             opts=self._opts(parent=server))
+        self._sql_audit_diagnostics(server, what)
         if not primary:
             return server, None
         db_name = self._az_name("sql_database")
@@ -490,6 +557,7 @@ class System(pulumi.ComponentResource):
         self.ctx.diagnostics(db, self._logical(f"{what}db"), a.subscription, parent=db)
         if a.dr_region:
             secondary, _ = self._sql_server(f"{what}-dr", a.dr_region, primary=False)
+            self.sql_secondary = secondary
             sql.FailoverGroup(
                 self._logical(f"{what}-fog"), failover_group_name=self._az_name("sql_server", "fog"),
                 server_name=server_name, resource_group_name=rg_name, databases=[db.id],
@@ -498,6 +566,19 @@ class System(pulumi.ComponentResource):
                                      "failover_with_data_loss_grace_period_minutes": 60},
                 tags=a.tags, opts=self._opts(parent=server, depends_on=[secondary]))
         return server, db
+
+    def _sql_audit_diagnostics(self, server: Any, what: str) -> Any:
+        """Where the server's audit events go: auditing with the Azure Monitor target sends nothing
+        until the master database has a diagnostic setting for SQLSecurityAuditEvents (see
+        infra/policy/rules.py `sql_tde_auditing` for Microsoft's words)."""
+        import pulumi_azure_native.monitor as monitor
+
+        assert self.ctx.workspace_id is not None
+        return monitor.DiagnosticSetting(
+            self._logical(f"{what}-audit-diag"), name="sql-audit-to-central-log",
+            resource_uri=server.id.apply(lambda i: f"{i}/databases/master"), workspace_id=self.ctx.workspace_id,
+            logs=[{"category": "SQLSecurityAuditEvents", "enabled": True}],
+            opts=self._opts(parent=server))
 
     def _dr_resource_group(self) -> str:
         import pulumi_azure_native.resources as resources
@@ -535,6 +616,8 @@ class System(pulumi.ComponentResource):
                             resource_group_name=self.resource_group_name, secret_name="vm-local-admin",  # noqa: S106 (a name, not a password)
                             properties={"value": admin_secret}, tags=a.tags, opts=self._opts(parent=self.key_vault))
         vault, policy = self._backup()
+        # Encryption at host (below) is refused until the subscription has the feature registered.
+        encryption_at_host = self.ctx.feature(a.subscription, "Microsoft.Compute", "EncryptionAtHost")
         for i in range(1, lob.vm_count + 1):
             nic_ip: Any = {"name": "ipconfig1", "private_ip_allocation_method": "Dynamic",
                                       "subnet": {"id": self.subnet_ids["snet-app"]}, "primary": True}
@@ -579,7 +662,7 @@ class System(pulumi.ComponentResource):
                 diagnostics_profile=_any({"boot_diagnostics": {"enabled": True}}),
                 identity=_any({"type": "SystemAssigned"}),
                 zones=[str((i - 1) % 3 + 1)] if lob.tier is Tier.TIER1 else None,
-                tags=a.tags, opts=self._opts(depends_on=[nic]))
+                tags=a.tags, opts=self._opts(depends_on=[nic, encryption_at_host]))
             self.vms.append(vm)
             self._back_up_vm(vm, vm_name, vault, policy, i)
         if a.dr_region:
@@ -667,7 +750,7 @@ class System(pulumi.ComponentResource):
             self._logical("rsv-dr"), vault_name=vault_name, resource_group_name=rg_name, location=a.dr_region,
             sku={"name": "RS0", "tier": "Standard"}, identity={"type": "SystemAssigned"},
             properties=rs.VaultPropertiesArgs(public_network_access="Disabled"),
-            tags=a.tags, opts=self._opts(depends_on=[self._dr_rg]))
+            tags={**a.tags, DR_OF_TAG: a.region}, opts=self._opts(depends_on=[self._dr_rg]))
         self.ctx.diagnostics(vault, self._logical("rsv-dr"), a.subscription, parent=vault)
         # Azure-to-Azure replication: crash-consistent points every 5 minutes kept 24 hours,
         # app-consistent every 4 hours. This, not the backup, is what meets tier 1's 1-hour RPO.

@@ -65,6 +65,9 @@ class PlannedResource:
     provider: str | None = None  # the explicit provider reference, when one was given
     # The inputs with secrets unwrapped, for the policy rules only: never printed or stored.
     policy_inputs: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # Top-level input -> URNs it was made from (what the engine gives CrossGuard at preview).
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
+    dependencies: tuple[str, ...] = field(default=(), repr=False, compare=False)  # depends_on and inputs, as URNs
 
     @property
     def short_type(self) -> str:
@@ -218,6 +221,10 @@ def make_mocks() -> Any:
                 outputs.setdefault("principalId", _fake_guid(args.name, "principal"))
                 outputs.setdefault("clientId", _fake_guid(args.name, "client"))
             identity = outputs.get("identity")
+            if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type", "")):
+                # Azure gives a system-assigned identity a principal; role assignments are made for it.
+                outputs["identity"] = {**identity, "principalId": _fake_guid(args.name, "system-principal")}
+                identity = outputs["identity"]
             if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
                 # Inputs list the identities' ids; Azure answers with a map of id -> principal.
                 outputs["identity"] = {**identity, "userAssignedIdentities": {
@@ -273,7 +280,10 @@ def _recording_monitor(mocks: Any, sink: list[PlannedResource]) -> Any:
                     type=request.type, name=request.name, urn=response.urn,
                     parent=request.parent or None, inputs=_plain(inputs),
                     id=response.id or None, custom=bool(request.custom),
-                    provider=request.provider or None, policy_inputs=_plain(inputs, reveal=True)))
+                    provider=request.provider or None, policy_inputs=_plain(inputs, reveal=True),
+                    property_dependencies={k: tuple(v.urns) for k, v in request.propertyDependencies.items()
+                                           if v.urns},
+                    dependencies=tuple(request.dependencies)))
             return response
 
     return RecordingMonitor(cast("Mocks", tap))
@@ -400,7 +410,8 @@ def evaluate_plan(plan: Plan, rules: Sequence[Rule]) -> list[Violation]:
     for r in resources:
         for rule, message in check_resource(rules, r.type, r.inputs):
             out.append(Violation(rule.check_id, r.type, r.name, r.urn, message))
-    views = [PolicyResource(type=r.type, name=r.name, urn=r.urn, props=r.inputs, id=r.id) for r in resources]
+    views = [PolicyResource(type=r.type, name=r.name, urn=r.urn, props=r.inputs, id=r.id,
+                            property_dependencies=r.property_dependencies) for r in resources]
     for rule in rules:
         if rule.stack is None:
             continue

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from security_checks.model.loader import LoadedEstate, Path_
 
 from . import hub as hub_mod
-from . import identity, wan, wifi
+from . import identity, vault_access, wan, wifi
 from . import lob as lob_mod
 from . import tenancy as tenancy_mod
 from .config import InfraConfig
@@ -62,4 +62,7 @@ def build(loaded: LoadedEstate, config: InfraConfig | None = None) -> Built:
     built.extra["wan"] = wan.build(ctx, hub, built.extra["identity"])
     built.extra["wifi"] = wifi.build(ctx, built.extra["identity"])
     # ---- end of WAN helper section -------------------------------------------------------------
+    # Once the DNS VNet exists: private endpoints and data-plane roles for every vault.
+    built.extra["vault_access"] = vault_access.build(ctx, tenancy, built.extra["identity"], built.extra["wan"],
+                                                     built.lob_systems)
     return built

@@ -27,3 +27,6 @@ APPROVED_PFS_GROUPS = frozenset({"PFS14", "PFS24", "ECP384", "PFS2048"})
 # Tags that mark the PSN connection and route table, so the policy pack can find them by props.
 PSN_ROLE_TAG = "psn"
 ROUTE_TABLE_PSN = "psn"
+# On the PSN/SWAN VPN site, local network gateway and connection: the council's name for the network
+# (`organisation.public_sector_network`), so policy messages say SWAN in Scotland, not PSN.
+NETWORK_NAME_TAG = "estate-network"

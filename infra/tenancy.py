@@ -39,13 +39,20 @@ ROLES = {
     "Microsoft Sentinel Reader": "8d289c81-5878-46d4-8554-54e1e3d8b5cb",
     "Microsoft Sentinel Responder": "3e150937-b8fe-4cfb-8069-0eaf05ecd056",
     "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
+    "Monitoring Contributor": "749f88d5-cbae-40b8-bcfc-e573ddc772fa",
+    "Log Analytics Contributor": "92aaf0da-9dab-42b6-94a3-d43ce8d16293",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
 }
 
 # Built-in policy definitions and initiatives (ids are the same in every tenant).
 POLICIES = {
     "allowed-locations": "e56962a6-4747-49cd-b67b-bf8b01975c4c",
     "allowed-locations-rg": "e765b5de-1225-4ba3-bd56-1ac6695af988",
-    "require-tag": "871b6d14-10aa-478d-b590-94f262ecfa99",
+    "require-tag": "871b6d14-10aa-478d-b590-94f262ecfa99",           # resources: Deny (no longer assigned)
+    "require-tag-rg": "96670d01-0a4d-4649-9c89-2d3abc0a5025",        # resource groups: Deny
+    "inherit-tag-if-missing": "ea3f2387-9b95-492a-a190-fcdc54f7b070",  # resources: Modify from the resource group
     "not-allowed-types": "6c112d4e-5bc7-47ae-a041-ea2d9dccd749",
     "nic-no-public-ip": "83a86a26-fd1f-447c-b59d-e51f44264114",
     "storage-secure-transfer": "404c3081-a854-4457-ae30-26a93ef643f9",
@@ -61,6 +68,20 @@ INITIATIVES = {
     "cyber-essentials": "b2f588d7-1ed5-47c7-977d-b93dff520c4c",  # Cyber Essentials v3.1
     "uk-official-nhs": "3937f550-eedd-4639-9c5e-294358be442e",   # UK OFFICIAL and UK NHS
     "ncsc-caf": "6d220abf-cf6f-4b17-8f7e-0644c4cc84b4",          # NCSC CAF v3.2
+}
+
+# The roles each DeployIfNotExists/Modify definition's managed identity needs: its
+# `then.details.roleDefinitionIds`. Azure grants nothing by itself: "the managed identity [...] must
+# be granted the roles [...] required for remediation" ("Remediate non-compliant resources with Azure
+# Policy", https://learn.microsoft.com/en-us/azure/governance/policy/how-to/remediate-resources), as
+# the Azure Landing Zones library does for each of its DINE/Modify assignments. Inherit-tag lists
+# Contributor (azure-policy built-in-policies/policyDefinitions/Tags/InheritTag_Add_Modify.json); the
+# DDoS Modify policy Network Contributor; the allLogs-to-Log-Analytics initiative Log Analytics
+# Contributor and Monitoring Contributor.
+REMEDIATION_ROLES: dict[str, tuple[str, ...]] = {
+    POLICIES["inherit-tag-if-missing"]: ("Contributor",),
+    POLICIES["vnet-ddos"]: ("Network Contributor",),
+    INITIATIVES["diagnostics"]: ("Log Analytics Contributor", "Monitoring Contributor"),
 }
 
 # Defender for Cloud plans turned on in every platform and landing-zone subscription.
@@ -92,29 +113,64 @@ HIERARCHY: list[tuple[str, str | None, str]] = [   # (path, parent path, display
 WORKLOAD_PLACEMENTS = (P.MANAGEMENT, P.CONNECTIVITY, P.IDENTITY, P.SECURITY, P.CORP, P.ONLINE)
 
 # ALZ-style custom definitions for guardrails Azure has no built-in deny for.
+#
+# Each matches both forms ARM sees: the child resource written alone (a standalone
+# securityRules / subnets resource) and the rules and subnets written inline in their parent NSG or
+# VNet, which is how this program writes every one of them. The standalone aliases
+# (`.../securityRules/access`) never see inline rules; inline ones need the array aliases with
+# `[*]` and a `count` ("Azure Policy definition structure: understanding the [*] alias",
+# https://learn.microsoft.com/en-us/azure/governance/policy/concepts/definition-structure-alias), as
+# the Azure Landing Zones library's Deny-MgmtPorts-From-Internet and Deny-Subnet-Without-Nsg do.
+MGMT_PORTS = ["*", "22", "3389", "5985", "5986"]
+INTERNET = ["*", "Internet", "0.0.0.0/0"]
+
+
+def _mgmt_port_rule(prefix: str) -> dict[str, Any]:
+    """The management-port-from-internet condition on the rule fields under `prefix` (a standalone
+    rule's `.../securityRules` or an NSG's `.../securityRules[*]`)."""
+    return {"allOf": [
+        {"field": f"{prefix}.access" if prefix.endswith("]") else f"{prefix}/access", "equals": "Allow"},
+        {"field": f"{prefix}.direction" if prefix.endswith("]") else f"{prefix}/direction", "equals": "Inbound"},
+        {"anyOf": [
+            {"field": f"{prefix}.destinationPortRange" if prefix.endswith("]") else f"{prefix}/destinationPortRange",
+             "in": MGMT_PORTS},
+            {"count": {"field": (f"{prefix}.destinationPortRanges[*]" if prefix.endswith("]")
+                                 else f"{prefix}/destinationPortRanges[*]"),
+                       "where": {"value": "[current()]", "in": MGMT_PORTS}}, "greater": 0}]},
+        {"anyOf": [
+            {"field": f"{prefix}.sourceAddressPrefix" if prefix.endswith("]") else f"{prefix}/sourceAddressPrefix",
+             "in": INTERNET},
+            {"count": {"field": (f"{prefix}.sourceAddressPrefixes[*]" if prefix.endswith("]")
+                                 else f"{prefix}/sourceAddressPrefixes[*]"),
+                       "where": {"value": "[current()]", "in": INTERNET}}, "greater": 0}]}]}
+
+
+_NSG = "Microsoft.Network/networkSecurityGroups"
 DENY_MGMT_PORTS_RULE: dict[str, Any] = {
-    "if": {"allOf": [
-        {"field": "type", "equals": "Microsoft.Network/networkSecurityGroups/securityRules"},
-        {"field": "Microsoft.Network/networkSecurityGroups/securityRules/access", "equals": "Allow"},
-        {"field": "Microsoft.Network/networkSecurityGroups/securityRules/direction", "equals": "Inbound"},
-        {"anyOf": [
-            {"field": "Microsoft.Network/networkSecurityGroups/securityRules/destinationPortRange",
-             "in": ["*", "22", "3389", "5985", "5986"]},
-            {"field": "Microsoft.Network/networkSecurityGroups/securityRules/destinationPortRanges[*]",
-             "in": ["*", "22", "3389", "5985", "5986"]}]},
-        {"anyOf": [
-            {"field": "Microsoft.Network/networkSecurityGroups/securityRules/sourceAddressPrefix",
-             "in": ["*", "Internet", "0.0.0.0/0"]},
-            {"field": "Microsoft.Network/networkSecurityGroups/securityRules/sourceAddressPrefixes[*]",
-             "in": ["*", "Internet", "0.0.0.0/0"]}]}]},
+    "if": {"anyOf": [
+        {"allOf": [{"field": "type", "equals": f"{_NSG}/securityRules"},
+                   _mgmt_port_rule(f"{_NSG}/securityRules")]},
+        {"allOf": [{"field": "type", "equals": _NSG},
+                   {"count": {"field": f"{_NSG}/securityRules[*]",
+                              "where": _mgmt_port_rule(f"{_NSG}/securityRules[*]")},
+                    "greater": 0}]}]},
     "then": {"effect": "Deny"},
 }
+NSG_EXEMPT_SUBNETS = ["GatewaySubnet", "AzureFirewallSubnet", "AzureFirewallManagementSubnet", "AzureBastionSubnet",
+                      "RouteServerSubnet"]
+_VNET = "Microsoft.Network/virtualNetworks"
 DENY_SUBNET_WITHOUT_NSG_RULE: dict[str, Any] = {
-    "if": {"allOf": [
-        {"field": "type", "equals": "Microsoft.Network/virtualNetworks/subnets"},
-        {"field": "name", "notIn": ["GatewaySubnet", "AzureFirewallSubnet", "AzureFirewallManagementSubnet",
-                                    "AzureBastionSubnet", "RouteServerSubnet"]},
-        {"field": "Microsoft.Network/virtualNetworks/subnets/networkSecurityGroup.id", "exists": "false"}]},
+    "if": {"anyOf": [
+        {"allOf": [
+            {"field": "type", "equals": f"{_VNET}/subnets"},
+            {"field": "name", "notIn": NSG_EXEMPT_SUBNETS},
+            {"field": f"{_VNET}/subnets/networkSecurityGroup.id", "exists": "false"}]},
+        {"allOf": [
+            {"field": "type", "equals": _VNET},
+            {"count": {"field": f"{_VNET}/subnets[*]", "where": {"allOf": [
+                {"field": f"{_VNET}/subnets[*].name", "notIn": NSG_EXEMPT_SUBNETS},
+                {"field": f"{_VNET}/subnets[*].networkSecurityGroup.id", "exists": "false"}]}},
+             "greater": 0}]}]},
     "then": {"effect": "Deny"},
 }
 
@@ -145,9 +201,17 @@ def _role_name(*parts: str) -> str:
 
 
 def _budget_start(today: date) -> str:
-    # Budgets start on the first of a month; the council's financial year starts on 1 April.
-    year = today.year if today.month >= 4 else today.year - 1
-    return f"{year}-04-01T00:00:00Z"
+    """The first of the current month: the earliest start Azure accepts for a new budget.
+
+    Azure Consumption Budgets, timePeriod.startDate: "The start date must be first of the month and
+    should be less than the end date. Budget start date must be on or after June 1, 2017. Future start
+    date should not be more than twelve months. Past start date should be selected within the
+    timegrain period." For a Monthly grain that is the current month, so the council's financial
+    year start (1 April) would be refused eleven months in twelve. `ignore_changes` on the time
+    period keeps later runs from moving an existing budget's start.
+    (https://learn.microsoft.com/en-us/rest/api/consumption/budgets/create-or-update)
+    """
+    return f"{today.year:04d}-{today.month:02d}-01T00:00:00Z"
 
 
 def build(ctx: Context) -> Tenancy:
@@ -293,7 +357,29 @@ def _assign(ctx: Context, t: Tenancy, short: str, scope_path: str | None, defini
                                     depends_on=depends_on))
     ctx.track(f"pa-{short}", ("azure",))
     t.policy_assignments[name] = pa
+    if needs_identity:
+        _grant_remediation_roles(ctx, t, short, pa, definition_id.rsplit("/", 1)[-1], scope_group)
     return pa
+
+
+def _grant_remediation_roles(ctx: Context, t: Tenancy, short: str, pa: Any, definition: str,
+                             scope_group: Any) -> None:
+    """The roles a DeployIfNotExists/Modify assignment's identity needs, at the assignment's scope:
+    without them the assignment reports but never remediates (see REMEDIATION_ROLES)."""
+    import pulumi_azure_native.authorization as authorization
+
+    roles = REMEDIATION_ROLES.get(definition)
+    if not roles:
+        raise ValueError(f"policy assignment {short}: no remediation roles recorded for definition {definition}")
+    for role in roles:
+        logical = f"pa-{short}-role-{role.lower().replace(' ', '-')}"
+        ra = authorization.RoleAssignment(
+            logical, role_assignment_name=_role_name(f"pa:{short}", role), principal_id=pa.identity.principal_id,
+            principal_type="ServicePrincipal", role_definition_id=ROLE + ROLES[role], scope=scope_group.id,
+            description=f"{role} for the {short} policy assignment's remediation identity",
+            opts=pulumi.ResourceOptions(provider=ctx.provider(P.MANAGEMENT.value), parent=pa))
+        ctx.track(logical, ("azure",))
+        t.role_assignments.append(ra)
 
 
 def _policies(ctx: Context, t: Tenancy) -> None:
@@ -317,10 +403,22 @@ def _policies(ctx: Context, t: Tenancy) -> None:
             "Allowed locations: UK regions only", parameters={"listOfAllowedLocations": azure.allowed_regions})
     _assign(ctx, t, "allowed-locations-rg", None, BUILTIN_POLICY + POLICIES["allowed-locations-rg"],
             "Allowed locations for resource groups", parameters={"listOfAllowedLocations": azure.allowed_regions})
-    for tag, short in (("information-asset-owner", "tag-owner"), ("data-classification", "tag-class"),
-                       ("cost-centre", "tag-cost-centre"), ("system", "tag-system")):
-        _assign(ctx, t, short, None, BUILTIN_POLICY + POLICIES["require-tag"], f"Require tag {tag}",
-                parameters={"tagName": tag})
+    # Tags: resources inherit the four required tags from their resource group when they lack them
+    # (Modify), never Deny. Azure services create untagged resources of their own in the council's
+    # subscriptions (Azure Backup's restore point collections, in AzureBackupRG_<region>_1; Network
+    # Watcher; Defender), and a root-level Deny on resource tags refuses those, breaking backup. The
+    # Azure Landing Zones library likewise uses Modify/inherit rather than Deny for tags. Resource
+    # groups must carry the tags, but in DoNotEnforce mode: the groups Azure services create for
+    # themselves would be refused too. The offline plan (infra.policy.required_tags) still refuses a
+    # program resource without its tags.
+    for tag, short in (("information-asset-owner", "owner"), ("data-classification", "class"),
+                       ("cost-centre", "cost"), ("system", "system")):
+        _assign(ctx, t, f"tag-inh-{short}", None, BUILTIN_POLICY + POLICIES["inherit-tag-if-missing"],
+                f"Inherit tag {tag} from the resource group if missing", parameters={"tagName": tag},
+                needs_identity=True)
+        _assign(ctx, t, f"tag-rg-{short}", None, BUILTIN_POLICY + POLICIES["require-tag-rg"],
+                f"Resource groups carry tag {tag} (audit: Azure services create their own groups)",
+                parameters={"tagName": tag}, enforce=False)
     _assign(ctx, t, "storage-https", None, BUILTIN_POLICY + POLICIES["storage-secure-transfer"],
             "Storage accounts: secure transfer (HTTPS) only", parameters={"effect": "Deny"})
     _assign(ctx, t, "storage-tls12", None, BUILTIN_POLICY + POLICIES["storage-min-tls"],

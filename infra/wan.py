@@ -21,14 +21,14 @@ generated into Key Vault (`infra.identity.generated_secret`), never read from es
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pulumi
 import pulumi_azure_native as az
 
-from security_checks.model.schema import Estate, Site, WanDesign
+from security_checks.model.schema import Estate, Site, WanDesign, ZoneKind
 from security_checks.network.reach import (
     PRIVATE_LINK_GROUPS,
     PsnReach,
@@ -40,10 +40,12 @@ from security_checks.network.reach import (
     untrusted_estate_prefixes,
     untrusted_prefixes,
     vpn_sites,
+    zone_prefixes,
 )
 
-from .identity import KeyVaultRef, generated_secret
-from .standards import IPSEC_POLICY, PSN_ROLE_TAG, ROUTE_TABLE_PSN
+from .hub import hub_firewall_ip, hub_vnet_subnets
+from .identity import KeyVaultRef, generated_secret, identity_subnet
+from .standards import IPSEC_POLICY, NETWORK_NAME_TAG, PSN_ROLE_TAG, ROUTE_TABLE_PSN
 
 if TYPE_CHECKING:
     from .context import Context
@@ -79,24 +81,6 @@ def dns_subnets(space: str) -> tuple[str, str]:
     return str(subnets[0]), str(subnets[1])
 
 
-def hub_vnet_subnets(space: str) -> dict[str, str]:
-    """GatewaySubnet, AzureFirewallSubnet and AzureFirewallManagementSubnet (/26 each) of a hub VNet."""
-    net = ipaddress.ip_network(space)
-    if net.prefixlen > 24:
-        raise ValueError(f"hub address space {space} is too small: a hub VNet needs at least a /24")
-    parts = list(net.subnets(new_prefix=26))
-    return {"GatewaySubnet": str(parts[0]), "AzureFirewallSubnet": str(parts[1]),
-            "AzureFirewallManagementSubnet": str(parts[2])}
-
-
-def hub_firewall_ip(space: str) -> str:
-    """The private IP Azure gives a hub VNet's firewall: the first usable host of AzureFirewallSubnet,
-    x.x.x.4 (Azure reserves the first four addresses of every subnet, and the firewall's IP
-    configuration is the subnet's first)."""
-    net = ipaddress.ip_network(hub_vnet_subnets(space)["AzureFirewallSubnet"])
-    return str(net.network_address + 4)
-
-
 # --------------------------------------------------------------------------------------------
 # Components
 # --------------------------------------------------------------------------------------------
@@ -121,6 +105,7 @@ class WanOutputs:
     psk_secrets: dict[str, str] = field(default_factory=dict)   # site -> Key Vault secret name (never the value)
     dns_resolver_inbound_ip: pulumi.Output[str] | None = None
     private_dns_zone_ids: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    dns: PrivateDns | None = None    # the DNS VNet also holds the platform vaults' private endpoints
 
 
 def _hub_attr(hub: Any, *names: str) -> Any:
@@ -201,6 +186,7 @@ class Breakout(pulumi.ComponentResource):
                 rule_collection_type="FirewallPolicyFilterRuleCollection", name="internet-breakout", priority=200,
                 action=net.FirewallPolicyFilterRuleCollectionActionArgs(type="Allow"), rules=app_rules))
         collections += _psn_collections(estate)
+        collections += _estate_flow_collections(estate)
         self.rules = None
         if collections:
             self.rules = az.network.FirewallPolicyRuleCollectionGroup(
@@ -265,6 +251,7 @@ def _psn_collections(estate: Estate) -> list[Any]:
     """
     net = az.network
     psn = psn_name(estate)
+    network = estate.organisation.public_sector_network   # the council's own name for it: PSN, SWAN...
     psn_side = list(psn_reach(estate).psn_prefixes)
     if not psn_side:
         return []
@@ -279,11 +266,11 @@ def _psn_collections(estate: Estate) -> list[Any]:
             rules=[net.NetworkRuleArgs(
                 rule_type="NetworkRule", name=f"guest-public-wifi-to-{psn}", source_addresses=untrusted,
                 destination_addresses=psn_side, ip_protocols=["Any"], destination_ports=["*"],
-                description="guest and public Wi-Fi never reach the PSN"),
+                description=f"guest and public Wi-Fi never reach the {network}"),
                    net.NetworkRuleArgs(
                 rule_type="NetworkRule", name=f"{psn}-to-guest-public-wifi", source_addresses=psn_side,
                 destination_addresses=untrusted, ip_protocols=["Any"], destination_ports=["*"],
-                description="the PSN never reaches guest or public Wi-Fi")]))
+                description=f"the {network} never reaches guest or public Wi-Fi")]))
     rules: list[Any] = []
     names: set[str] = set()
     for flow in psn_flows(estate):
@@ -300,6 +287,82 @@ def _psn_collections(estate: Estate) -> list[Any]:
             rule_collection_type="FirewallPolicyFilterRuleCollection", name=f"{psn}-declared-zones", priority=110,
             action=net.FirewallPolicyFilterRuleCollectionActionArgs(type="Allow"), rules=rules))
     return out
+
+
+def platform_endpoint_subnet(dns_space: str | None) -> str | None:
+    """The /28 of the DNS VNet after the resolver's two that holds the platform vaults' private
+    endpoints (None when the DNS space is smaller than a /26 and has no third /28)."""
+    if not dns_space:
+        return None
+    net = ipaddress.ip_network(dns_space)
+    if net.prefixlen > 26:
+        return None
+    return str(list(net.subnets(new_prefix=28))[2])
+
+
+def _trusted_zone_prefixes(estate: Estate, zone_name: str) -> list[str]:
+    zone = estate.zone(zone_name)
+    if zone.kind in (ZoneKind.INTERNET, ZoneKind.CLOUD, ZoneKind.GUEST, ZoneKind.PUBLIC):
+        return []
+    return zone_prefixes(estate, zone_name)
+
+
+def estate_flows(estate: Estate) -> list[tuple[str, list[str], list[str], list[str], list[str]]]:
+    """(name, sources, destinations, protocols, ports) of every private flow the estate declares
+    through the hub: site zones to the LOB spokes (`reachable_from`, `ports`), the management zone
+    to management ports, the sites to the DNS resolver and RADIUS, engineers to the platform vaults.
+
+    Routing intent (virtual-wan) and the spoke route tables (hub-vnet) send all of it through the hub
+    firewall, whose policy denies by default: without these rules sites could not reach the LOB
+    systems, RADIUS or DNS at all. Guest, public and internet zones never get a private flow.
+    """
+    conn = estate.azure.connectivity
+    mgmt = [p for z in estate.zones if z.kind is ZoneKind.MANAGEMENT for p in zone_prefixes(estate, z.name)]
+    # The sites' own devices (not the PSN's side, not guest or public Wi-Fi) use DNS and RADIUS.
+    trusted_sites = _collapse(p for z in estate.zones if z.kind is not ZoneKind.PSN
+                              for p in _trusted_zone_prefixes(estate, z.name))
+    out: list[tuple[str, list[str], list[str], list[str], list[str]]] = []
+    for lob in estate.lob_systems:
+        if not lob.address_space or lob.hosting.value == "saas":
+            continue
+        users = list(dict.fromkeys(p for z in lob.reachable_from for p in _trusted_zone_prefixes(estate, z)))
+        for management, sources in ((False, users), (True, mgmt)):
+            for protocol in ("tcp", "udp"):
+                ports = sorted({str(p.port) for p in lob.ports
+                                if p.management is management and p.protocol == protocol}, key=int)
+                if ports and sources:
+                    kind = "mgmt" if management else "flows"
+                    out.append((f"lob-{lob.name}-{kind}-{protocol}"[:80], sources, [lob.address_space],
+                                [protocol.upper()], ports))
+    if conn.dns_resolver_address_space and trusted_sites:
+        inbound, _ = dns_subnets(conn.dns_resolver_address_space)
+        out.append(("sites-to-dns-resolver", trusted_sites, [inbound], ["UDP", "TCP"], ["53"]))
+    if conn.identity_address_space and trusted_sites and any(s.radius_servers for s in estate.ssids):
+        out.append(("sites-to-radius", trusted_sites, [str(identity_subnet(conn.identity_address_space))],
+                    ["UDP"], ["1812", "1813"]))
+    endpoints = platform_endpoint_subnet(conn.dns_resolver_address_space)
+    if endpoints and mgmt:
+        out.append(("management-to-platform-vaults", mgmt, [endpoints], ["TCP"], ["443"]))
+    return out
+
+
+def _collapse(prefixes: Iterable[str]) -> list[str]:
+    nets = [ipaddress.ip_network(p) for p in prefixes]
+    return [str(n) for version in (4, 6)
+            for n in ipaddress.collapse_addresses(cast(Any, [x for x in nets if x.version == version]))]
+
+
+def _estate_flow_collections(estate: Estate) -> list[Any]:
+    net = az.network
+    rules = [net.NetworkRuleArgs(rule_type="NetworkRule", name=name, source_addresses=sources,
+                                 destination_addresses=dests, ip_protocols=protocols, destination_ports=ports,
+                                 description="declared in the estate model")
+             for name, sources, dests, protocols, ports in estate_flows(estate)]
+    if not rules:
+        return []
+    return [net.FirewallPolicyFilterRuleCollectionArgs(
+        rule_collection_type="FirewallPolicyFilterRuleCollection", name="estate-private-flows", priority=120,
+        action=net.FirewallPolicyFilterRuleCollectionActionArgs(type="Allow"), rules=rules)]
 
 
 def _firewall_ip(values: list[Any]) -> str:
@@ -322,9 +385,11 @@ class SiteVpns(pulumi.ComponentResource):
     def __init__(self, name: str, estate: Estate, hub: Any, vault: KeyVaultRef, *,
                  shared_keys: dict[str, pulumi.Output[str]], firewall: Breakout, with_psn: bool,
                  vpn_site_ids: dict[str, pulumi.Output[str]] | None = None, tags: dict[str, str] | None = None,
-                 hub_subnets: HubVnetSubnets | None = None,
+                 hub_subnets: HubVnetSubnets | None = None, spoke_prefixes: Sequence[str] = (),
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("estate:wan:SiteVpns", name, None, opts)
+        self.gateway: Any = None
+        self.network_name = estate.organisation.public_sector_network
         self.tags = dict(tags or {})
         self.namer: Namer = hub.namer
         self._sites = {s.name: s for s in estate.sites}
@@ -336,7 +401,7 @@ class SiteVpns(pulumi.ComponentResource):
         else:
             if hub_subnets is None:
                 raise ValueError("hub-vnet: SiteVpns writes the GatewaySubnet, so it needs the hub's subnets")
-            self._hub_vnet(name, estate, hub, shared_keys, firewall, with_psn, hub_subnets)
+            self._hub_vnet(name, estate, hub, shared_keys, firewall, with_psn, hub_subnets, spoke_prefixes)
         self.register_outputs({"gateway_id": self.attachments.gateway_id,
                                "sites": sorted(self.attachments.site_connections)})
 
@@ -378,8 +443,8 @@ class SiteVpns(pulumi.ComponentResource):
                 f"{name}-{site.name}-conn", connection_name=n.name("vpn_connection", site.name),
                 gateway_name=gateway.name, resource_group_name=rg, remote_vpn_site={"id": site_id}, opts=child,
                 vpn_connection_protocol_type="IKEv2", ipsec_policies=_ipsec(),
-                vpn_link_connections=[_link_connection(site.name, site_id, keys[site.name], site.wan.bgp_asn,
-                                                       site.wan.bandwidth_mbps)])
+                vpn_link_connections=[_link_connection(site.name, site_id, keys[site.name],
+                                                       site.wan.bgp_asn is not None, site.wan.bandwidth_mbps)])
         if not with_psn or estate.azure.connectivity.psn is None:
             return
         link = estate.azure.connectivity.psn
@@ -398,14 +463,14 @@ class SiteVpns(pulumi.ComponentResource):
         # puts every flow to or from it through the firewall, whose policy (Breakout) allows only
         # the declared zones and denies guest and public Wi-Fi.
         psn_site_id = self._vpn_site(name, psn, estate, rg, location, wan_id, ranges=list(reach.psn_prefixes),
-                                     ip=link.public_ip, asn=link.bgp_asn, bgp_address=None,
+                                     ip=link.public_ip, asn=link.bgp_asn, bgp_address=link.bgp_peering_address,
                                      provider=link.provider, mbps=link.bandwidth_mbps, role=PSN_ROLE_TAG)
         self.vpn_site_ids[psn] = psn_site_id
         self.attachments.psn_connection = az.network.VpnConnection(
             f"{name}-{psn}-conn", connection_name=n.name("vpn_connection", psn), gateway_name=gateway.name,
             resource_group_name=rg,
             remote_vpn_site={"id": psn_site_id}, vpn_connection_protocol_type="IKEv2", ipsec_policies=_ipsec(),
-            vpn_link_connections=[_link_connection(psn, psn_site_id, keys[psn], link.bgp_asn, link.bandwidth_mbps)],
+            vpn_link_connections=[_link_connection(psn, psn_site_id, keys[psn], _psn_bgp(link), link.bandwidth_mbps)],
             opts=child)
 
     def _vpn_site(self, name: str, key: str, estate: Estate, rg: Any, location: str, wan_id: Any, *,
@@ -420,7 +485,7 @@ class SiteVpns(pulumi.ComponentResource):
             resource_group_name=rg, location=location,
             virtual_wan={"id": wan_id}, address_space={"address_prefixes": list(ranges)},
             device_properties=cast(Any, {"device_vendor": "council-site", "link_speed_in_mbps": mbps}),
-            vpn_site_links=[link], tags={**self.tags, **_site_tags(self._sites.get(key), key, role)},
+            vpn_site_links=[link], tags={**self.tags, **_site_tags(self._sites.get(key), key, role, self.network_name)},
             opts=pulumi.ResourceOptions(parent=self))
         self.vpn_site_ids[key] = site.id
         return site.id
@@ -428,7 +493,8 @@ class SiteVpns(pulumi.ComponentResource):
     # -- hub VNet -----------------------------------------------------------------------------------
 
     def _hub_vnet(self, name: str, estate: Estate, hub: Any, keys: dict[str, pulumi.Output[str]],
-                  firewall: Breakout, with_psn: bool, subnets: HubVnetSubnets) -> None:
+                  firewall: Breakout, with_psn: bool, subnets: HubVnetSubnets,
+                  spoke_prefixes: Sequence[str] = ()) -> None:
         child = pulumi.ResourceOptions(parent=self)
         tags = self.tags
         rg = hub.resource_group_name
@@ -438,7 +504,9 @@ class SiteVpns(pulumi.ComponentResource):
         psn = psn_name(estate)
         reach = psn_reach(estate)
         has_psn = with_psn and link is not None
-        route_table = self._psn_route_table(name, psn, reach, hub, firewall) if has_psn else None
+        spokes = list(spoke_prefixes or []) if with_psn else []   # the primary hub's spokes
+        route_table = self._psn_route_table(name, psn, reach, hub, firewall, spokes, has_psn) \
+            if has_psn or spokes else None
         # Creation order (no cycle): firewall subnets -> firewall -> PSN route table (routes to the
         # firewall's private IP, an output of the firewall) -> GatewaySubnet (carries the route table:
         # an azure-native Subnet takes it as a property) -> VPN gateway (in the GatewaySubnet).
@@ -454,11 +522,13 @@ class SiteVpns(pulumi.ComponentResource):
             ip_configurations=[{"name": "default", "subnet": {"id": gateway_subnet.id},
                                 "public_ip_address": {"id": pip.id}}], opts=child, tags=tags)
         self.attachments.gateway_id = gateway.id
+        self.gateway = gateway
         peers: list[tuple[str, list[str], str, int | None, str | None, int]] = [
             (s.name, list(s.ranges), str(s.wan.public_ip), s.wan.bgp_asn, _bgp_address(s.ranges),
              s.wan.bandwidth_mbps) for s in vpn_sites(estate)]
         if has_psn and link is not None:
-            peers.append((psn, list(reach.psn_prefixes), link.public_ip, link.bgp_asn, None, link.bandwidth_mbps))
+            peers.append((psn, list(reach.psn_prefixes), link.public_ip, link.bgp_asn, link.bgp_peering_address,
+                          link.bandwidth_mbps))
         for key, ranges, ip, asn, bgp_address, _mbps in peers:
             lng_args: dict[str, Any] = {}
             if asn and bgp_address:
@@ -468,7 +538,8 @@ class SiteVpns(pulumi.ComponentResource):
                 f"{name}-{key}-lng", local_network_gateway_name=n.name("local_network_gateway", key),
                 resource_group_name=rg,
                 location=location, gateway_ip_address=ip, local_network_address_space={"address_prefixes": ranges},
-                tags={**self.tags, **_site_tags(self._sites.get(key), key, role)}, opts=child, **lng_args)
+                tags={**self.tags, **_site_tags(self._sites.get(key), key, role, self.network_name)}, opts=child,
+                **lng_args)
             conn = az.network.VirtualNetworkGatewayConnection(
                 f"{name}-{key}-conn", virtual_network_gateway_connection_name=n.name("connection", key),
                 resource_group_name=rg,
@@ -476,14 +547,15 @@ class SiteVpns(pulumi.ComponentResource):
                 virtual_network_gateway1={"id": gateway.id}, local_network_gateway2={"id": lng.id},
                 shared_key=keys[key], enable_bgp=bool(lng_args), ipsec_policies=_ipsec(),
                 use_policy_based_traffic_selectors=False, dpd_timeout_seconds=45,
-                tags={**self.tags, "estate-role": role, "estate-site": key}, opts=child)
+                tags={**self.tags, "estate-role": role, "estate-site": key,
+                      **({NETWORK_NAME_TAG: self.network_name} if role == PSN_ROLE_TAG else {})}, opts=child)
             if role == PSN_ROLE_TAG:
                 self.attachments.psn_connection = conn
             else:
                 self.attachments.site_connections[key] = conn
 
-    def _psn_route_table(self, name: str, psn: str, reach: PsnReach, hub: Any,
-                         firewall: Breakout) -> az.network.RouteTable:
+    def _psn_route_table(self, name: str, psn: str, reach: PsnReach, hub: Any, firewall: Breakout,
+                         spokes: Sequence[str] = (), has_psn: bool = True) -> az.network.RouteTable:
         """The PSN UDR, for the GatewaySubnet: traffic arriving at the VPN gateway for the PSN, or from
         the PSN for a declared zone, goes to the hub firewall, whose policy (`_psn_collections`) denies
         guest and public Wi-Fi (priority 100), allows only the declared flows (110) and default-denies
@@ -498,18 +570,31 @@ class SiteVpns(pulumi.ComponentResource):
         So the table cannot stop BGP adding routes; it holds only the PSN and declared prefixes (never
         0.0.0.0/0), and the policy rule `infra.policy.psn_route_isolation` checks both and that the
         table is on the GatewaySubnet.
+
+        The same table (the GatewaySubnet has one) also sends the spokes' address spaces to the
+        firewall, so traffic from the sites to a spoke takes the same path as the spoke's replies
+        (each spoke's own table sends 0.0.0.0/0 there: `infra.hub.spoke_route_table`); without it the
+        firewall would see one direction only and drop the flow.
         """
         next_hop = firewall.private_ip
-        routes: list[Any] = [{"name": f"{psn}-{i}", "address_prefix": p, "next_hop_type": "VirtualAppliance",
-                              "next_hop_ip_address": next_hop} for i, p in enumerate(reach.psn_prefixes)]
-        routes += [{"name": f"declared-{i}", "address_prefix": p, "next_hop_type": "VirtualAppliance",
-                    "next_hop_ip_address": next_hop} for i, p in enumerate(reach.prefixes)]
+        routes: list[Any] = []
+        if has_psn:
+            routes += [{"name": f"{psn}-{i}", "address_prefix": p, "next_hop_type": "VirtualAppliance",
+                        "next_hop_ip_address": next_hop} for i, p in enumerate(reach.psn_prefixes)]
+            routes += [{"name": f"declared-{i}", "address_prefix": p, "next_hop_type": "VirtualAppliance",
+                        "next_hop_ip_address": next_hop} for i, p in enumerate(reach.prefixes)]
+        routes += [{"name": f"spoke-{i}", "address_prefix": p, "next_hop_type": "VirtualAppliance",
+                    "next_hop_ip_address": next_hop} for i, p in enumerate(spokes)]
+        role = PSN_ROLE_TAG if has_psn else "gateway"
         table = az.network.RouteTable(
-            f"{name}-{psn}-rt", route_table_name=hub.namer.name("route_table", ROUTE_TABLE_PSN, region=hub.region),
+            f"{name}-{psn}-rt" if has_psn else f"{name}-gateway-rt",
+            route_table_name=hub.namer.name("route_table", ROUTE_TABLE_PSN if has_psn else "gateway",
+                                            region=hub.region),
             resource_group_name=hub.resource_group_name, location=hub.region,
             disable_bgp_route_propagation=False, routes=routes,
-            tags={**self.tags, "estate-role": PSN_ROLE_TAG}, opts=pulumi.ResourceOptions(parent=self))
-        self.attachments.psn_route_table = table
+            tags={**self.tags, "estate-role": role}, opts=pulumi.ResourceOptions(parent=self))
+        if has_psn:
+            self.attachments.psn_route_table = table
         return table
 
 
@@ -521,9 +606,12 @@ def _first_private_ip(configs: Any) -> str:
     return ""
 
 
-def _site_tags(site: Site | None, key: str, role: str) -> dict[str, str]:
+def _site_tags(site: Site | None, key: str, role: str, network_name: str = "PSN") -> dict[str, str]:
     """Tags that let the policy pack tell a council site from the PSN, and see untrusted ranges."""
     tags = {"estate-role": role, "estate-site": key}
+    if role == PSN_ROLE_TAG:
+        # What the council calls the network (PSN, SWAN...): the policy rules' messages use it.
+        tags[NETWORK_NAME_TAG] = network_name
     if role != PSN_ROLE_TAG and site is not None:
         untrusted = untrusted_prefixes(site)
         if untrusted:
@@ -531,10 +619,19 @@ def _site_tags(site: Site | None, key: str, role: str) -> dict[str, str]:
     return tags
 
 
+# Virtual WAN: "1 scale unit of VPN = 500 Mbps" (Virtual WAN FAQ, "What is a Virtual WAN gateway
+# scale unit?", https://learn.microsoft.com/en-us/azure/virtual-wan/virtual-wan-faq); a site-to-site
+# gateway takes 1 to 20 units (https://learn.microsoft.com/en-us/azure/virtual-wan/gateway-settings).
+VPN_SCALE_UNIT_MBPS = 500
+MAX_VPN_SCALE_UNITS = 20
+
+
 def _scale_units(estate: Estate) -> int:
-    """VPN gateway scale units (500 Mbps each) for the aggregate site bandwidth, capped at 20."""
+    """VPN gateway scale units (500 Mbps each) for the aggregate site and PSN bandwidth, capped at 20."""
     total = sum(s.wan.bandwidth_mbps for s in vpn_sites(estate))
-    return max(1, min(20, -(-total // 5000)))
+    if estate.azure.connectivity.psn is not None:
+        total += estate.azure.connectivity.psn.bandwidth_mbps
+    return max(1, min(MAX_VPN_SCALE_UNITS, -(-total // VPN_SCALE_UNIT_MBPS)))
 
 
 def _bgp_address(ranges: Sequence[str]) -> str:
@@ -543,10 +640,22 @@ def _bgp_address(ranges: Sequence[str]) -> str:
     return str(next(net.hosts()))
 
 
-def _link_connection(key: str, site_id: pulumi.Input[str], shared_key: pulumi.Output[str], asn: int | None,
+def _psn_bgp(link: Any) -> bool:
+    """BGP on the PSN connection only when the estate gives both the peer's ASN and its BGP address.
+
+    Azure needs both on the VPN site link (bgpProperties: asn and bgpPeeringAddress) before a
+    connection with enableBgp can come up ("Configure BGP for Virtual WAN",
+    https://learn.microsoft.com/en-us/azure/virtual-wan/virtual-wan-site-to-site-portal): an ASN
+    alone used to give a connection that enabled BGP towards a link with no BGP settings. Without the
+    address the connection routes statically to the VPN site's address space (the PSN prefixes).
+    """
+    return link.bgp_asn is not None and link.bgp_peering_address is not None
+
+
+def _link_connection(key: str, site_id: pulumi.Input[str], shared_key: pulumi.Output[str], bgp: bool,
                      mbps: int) -> Any:
     return {"name": f"{key}-link", "vpn_site_link": {"id": pulumi.Output.concat(site_id, f"/vpnSiteLinks/{key}-link")},
-            "vpn_connection_protocol_type": "IKEv2", "shared_key": shared_key, "enable_bgp": asn is not None,
+            "vpn_connection_protocol_type": "IKEv2", "shared_key": shared_key, "enable_bgp": bgp,
             "connection_bandwidth": min(mbps, 10000), "ipsec_policies": _ipsec(),
             "use_policy_based_traffic_selectors": False}
 
@@ -556,7 +665,7 @@ class PrivateDns(pulumi.ComponentResource):
     DNS private resolver whose inbound endpoint the sites' DNS servers forward to."""
 
     def __init__(self, name: str, estate: Estate, hub: Any, *, tags: dict[str, str] | None = None,
-                 existing: dict[str, tuple[Any, Any]] | None = None,
+                 existing: dict[str, tuple[Any, Any]] | None = None, gateway: Any = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("estate:wan:PrivateDns", name, None, opts)
         tags = dict(tags or {})
@@ -568,6 +677,8 @@ class PrivateDns(pulumi.ComponentResource):
         linked: list[tuple[str, pulumi.Input[str]]] = []
         self.inbound_ip: pulumi.Output[str] | None = None
         self.vnet: az.network.VirtualNetwork | None = None
+        self.last_subnet: az.network.Subnet | None = None   # later subnets of the VNet wait for it
+        self.resource_group_name = hub.resource_group_name
         self.nsg: az.network.NetworkSecurityGroup | None = None
         if conn.dns_resolver_address_space:
             inbound, outbound = dns_subnets(conn.dns_resolver_address_space)
@@ -593,7 +704,7 @@ class PrivateDns(pulumi.ComponentResource):
                 f"{name}-inbound", subnet_name="snet-dns-inbound", virtual_network_name=vnet.name,
                 resource_group_name=rg, address_prefix=inbound, delegations=delegation,
                 network_security_group={"id": self.nsg.id}, opts=child)
-            az.network.Subnet(
+            self.last_subnet = az.network.Subnet(
                 f"{name}-outbound", subnet_name="snet-dns-outbound", virtual_network_name=vnet.name,
                 resource_group_name=rg, address_prefix=outbound, delegations=delegation,
                 network_security_group={"id": self.nsg.id},
@@ -614,11 +725,21 @@ class PrivateDns(pulumi.ComponentResource):
                     virtual_hub_name=_hub_attr(hub, "virtual_hub_name"), resource_group_name=rg,
                     remote_virtual_network={"id": vnet.id}, enable_internet_security=True, opts=child)
             elif _hub_attr(hub, "hub_vnet_name"):
+                # A peering is one-way until both VNets have one: the hub side too ("Create, change,
+                # or delete a virtual network peering", https://learn.microsoft.com/en-us/azure/
+                # virtual-network/virtual-network-manage-peering). DNS answers the sites directly, not
+                # through the firewall: the resolver's delegated subnets carry no route table.
+                from_hub = az.network.VirtualNetworkPeering(
+                    f"{name}-peer-from-hub", virtual_network_peering_name=n.name("peering", "hub-to-dns"),
+                    virtual_network_name=_hub_attr(hub, "hub_vnet_name"), resource_group_name=rg,
+                    remote_virtual_network={"id": vnet.id}, allow_virtual_network_access=True,
+                    allow_forwarded_traffic=True, allow_gateway_transit=True, opts=child)
                 az.network.VirtualNetworkPeering(
                     f"{name}-peer-hub", virtual_network_peering_name=n.name("peering", "dns-to-hub"),
                     virtual_network_name=vnet.name,
                     resource_group_name=rg, remote_virtual_network={"id": _hub_attr(hub, "hub_vnet_id")},
-                    allow_forwarded_traffic=True, use_remote_gateways=False, opts=child)
+                    allow_forwarded_traffic=True, use_remote_gateways=gateway is not None,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[from_hub, *([gateway] if gateway else [])]))
         if WanDesign(hub.design) is WanDesign.HUB_VNET and _hub_attr(hub, "hub_vnet_id"):
             linked.append(("hub", _hub_attr(hub, "hub_vnet_id")))
         self.zone_ids: dict[str, pulumi.Output[str]] = {}
@@ -755,7 +876,13 @@ def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:
                 subnets.add(subnet_name)
         breakout = Breakout(f"{tag}-breakout", estate, view, tags=tags, opts=child)
         vpns = SiteVpns(f"{tag}-vpn", estate, view, vault, shared_keys=keys, firewall=breakout, with_psn=i == 0,
-                        vpn_site_ids=site_ids, tags=tags, hub_subnets=subnets, opts=child)
+                        vpn_site_ids=site_ids, tags=tags, hub_subnets=subnets,
+                        spoke_prefixes=hub.spoke_prefixes if i == 0 else (), opts=child)
+        if i == 0 and view.design is WanDesign.HUB_VNET:
+            # The spokes' peerings use the hub's VPN gateway: made now that it exists.
+            from .hub import connect_pending_spokes
+
+            connect_pending_spokes(hub, vpns.gateway)
         # Violations name the estate entry each resource came from (see SiteVpns for the names).
         for site_name in vpns.attachments.site_connections:
             ctx.track(f"{tag}-vpn-{site_name}-conn", ("sites", index[site_name], "wan"))
@@ -772,7 +899,8 @@ def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:
         vpns.attachments.firewall_private_ip = breakout.private_ip
         out.hubs.append(vpns.attachments)
         if i == 0:
-            dns = PrivateDns(f"{tag}-dns", estate, view, tags=tags, existing=_lob_zones(ctx), opts=child)
+            dns = PrivateDns(f"{tag}-dns", estate, view, tags=tags, existing=_lob_zones(ctx), gateway=vpns.gateway,
+                             opts=child)
             ctx.track(f"{tag}-dns", ("azure", "connectivity", "dns_resolver_address_space"))
             out.dns_resolver_inbound_ip = dns.inbound_ip
             if ctx.workspace_id is not None:
@@ -780,5 +908,6 @@ def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:
                     if res is not None:
                         ctx.diagnostics(res, logical, CONNECTIVITY, parent=dns)
             out.private_dns_zone_ids = dns.zone_ids
+            out.dns = dns
     root.register_outputs({"sites": peers})
     return out

@@ -44,7 +44,10 @@ def _stack_policy(rule: Rule) -> StackValidationPolicy:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         assert rule.stack is not None
         resources = [PolicyResource(type=r.resource_type, name=r.name, urn=r.urn, props=r.props,
-                                    id=_id(r.props)) for r in args.resources]
+                                    id=_id(r.props),
+                                    property_dependencies={k: tuple(d.urn for d in deps)
+                                                           for k, deps in r.property_dependencies.items()})
+                     for r in args.resources]
         for res, message in rule.stack(resources):
             report_violation(f"[{rule.check_id}] {message}", res.urn)
 

@@ -26,6 +26,7 @@ from ..standards import (
     APPROVED_IPSEC_ENCRYPTION,
     APPROVED_IPSEC_INTEGRITY,
     APPROVED_PFS_GROUPS,
+    NETWORK_NAME_TAG,
     PSN_ROLE_TAG,
     ROUTE_TABLE_PSN,
 )
@@ -59,6 +60,7 @@ OPEN_AUTH = frozenset({"open", "open-enhanced"})
 PSK_AUTH = frozenset({"psk", "ipsk-without-radius", "ipsk-with-radius"})
 VLAN_TAG = re.compile(r"^vlan(\d{1,4})-([a-z-]+)$")
 UNTRUSTED_TAG = "untrusted-prefixes"
+PSN_WORD = re.compile(r"\bPSN\b")
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -280,9 +282,12 @@ def psn_route_isolation(resources: Sequence[PolicyResource]) -> Iterable[tuple[P
       none from any source to the PSN.
     """
     untrusted = _untrusted(resources)
-    yield from _psn_route_tables(resources, untrusted)
-    yield from _psn_routing_intent(resources)
-    yield from _psn_firewall_rules(resources, untrusted)
+    # Messages use the council's own name for the network (SWAN in Scotland), from the PSN peer's tag.
+    name = next((str(r.tags[NETWORK_NAME_TAG]) for r in resources
+                 if _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG and r.tags.get(NETWORK_NAME_TAG)), "PSN")
+    for res, message in (*_psn_route_tables(resources, untrusted), *_psn_routing_intent(resources),
+                         *_psn_firewall_rules(resources, untrusted)):
+        yield res, PSN_WORD.sub(name, message) if name != "PSN" else message
 
 
 def _psn_route_tables(resources: Sequence[PolicyResource],
@@ -319,7 +324,11 @@ def _psn_udr(table: PolicyResource, resources: Sequence[PolicyResource]) -> Iter
                       "policy")
     psn = [net for r in resources if r.type in (VPN_SITE, LOCAL_GATEWAY)
            and _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG for net in _site_prefixes(r)]
-    declared = psn + _declared_psn_peers(resources, psn)
+    # The GatewaySubnet has one route table: it also sends the Azure spokes' own address spaces to the
+    # firewall (infra/wan.py), so the sites' traffic to a spoke and the spoke's replies take one path.
+    spokes = _nets(p for r in resources if r.type == N + "VirtualNetwork"
+                   for p in (r.props.get("addressSpace") or {}).get("addressPrefixes") or [])
+    declared = psn + _declared_psn_peers(resources, psn) + spokes
     firewall_nets = _nets(r.props.get("addressPrefix") for r in resources
                           if r.type == SUBNET and _lower(r.props.get("subnetName")) == FIREWALL_SUBNET)
     for route in table.props.get("routes") or []:
@@ -331,8 +340,8 @@ def _psn_udr(table: PolicyResource, resources: Sequence[PolicyResource]) -> Iter
                               "0.0.0.0/0 destination on the GatewaySubnet, and only the PSN and declared zones "
                               "belong in this table")
             elif psn and not any(_within(dest, d) for d in declared):
-                yield table, (f"{label} is for {dest}, neither a PSN prefix nor a declared zone's (a firewall "
-                              "policy allow rule's to or from the PSN)")
+                yield table, (f"{label} is for {dest}, neither a PSN prefix, a declared zone's (a firewall "
+                              "policy allow rule's to or from the PSN) nor an Azure spoke's")
         if _lower(route.get("nextHopType")) != "virtualappliance":
             yield table, (f"{label} goes to {route.get('nextHopType')!r}, not the hub firewall "
                           "(VirtualAppliance): traffic to or from the PSN would bypass the firewall policy")

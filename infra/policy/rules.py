@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -38,11 +38,23 @@ class PolicyResource:
     urn: str
     props: Mapping[str, Any]
     id: str | None = None
+    # Top-level property -> URNs of the resources its value came from. At `pulumi preview` a new
+    # resource has no `id` and a property made from another's id is unknown; the engine still gives
+    # these dependencies, so stack rules join resources by them (and by id when ids are known).
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def tags(self) -> Mapping[str, Any]:
         tags = self.props.get("tags")
         return tags if isinstance(tags, Mapping) else {}
+
+    def refers_to(self, key: str, target: PolicyResource, value: Any = None) -> bool:
+        """Whether property `key` (or `value`, read from inside it) names `target`: by the target's
+        id when both are known (a real `up`, the offline plan), else by the engine's record that
+        the property was made from the target (a real preview, where ids are unknown)."""
+        if target.id and isinstance(value, str) and value:
+            return value.lower() == target.id.lower()
+        return target.urn in self.property_dependencies.get(key, ())
 
 
 ResourceFn = Callable[[str, Mapping[str, Any]], Iterable[str]]
@@ -271,23 +283,24 @@ def backup_policy_tier(type_token: str, props: Mapping[str, Any]) -> Iterable[st
 
 
 def backup_coverage(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
-    """Every VM has a backup item whose policy is for the VM's own tier."""
-    policies = {r.id.lower(): r for r in resources
-                if r.type == T + "recoveryservices:ProtectionPolicy" and r.id}
-    items: dict[str, PolicyResource] = {}
-    for r in resources:
-        if r.type == T + "recoveryservices:ProtectedItem":
-            src = _lower((r.props.get("properties") or {}).get("sourceResourceId"))
-            if src:
-                items[src] = r
+    """Every VM has a backup item whose policy is for the VM's own tier.
+
+    Joined as a real preview allows: a new VM has no id at preview and the item's sourceResourceId
+    is unknown, so an item covers a VM when its `properties` were made from that VM (the engine's
+    property dependencies), or, once ids exist, when sourceResourceId is the VM's id.
+    """
+    policies = [r for r in resources if r.type == T + "recoveryservices:ProtectionPolicy"]
+    items = [r for r in resources if r.type == T + "recoveryservices:ProtectedItem"]
     for vm in resources:
-        if vm.type != VM or not vm.id:
+        if vm.type != VM:
             continue
-        item = items.get(vm.id.lower())
+        item = next((i for i in items if i.refers_to(
+            "properties", vm, (i.props.get("properties") or {}).get("sourceResourceId"))), None)
         if item is None:
             yield vm, "virtual machine has no backup (no recovery services protected item)"
             continue
-        policy = policies.get(_lower((item.props.get("properties") or {}).get("policyId")))
+        policy_id = (item.props.get("properties") or {}).get("policyId")
+        policy = next((p for p in policies if item.refers_to("properties", p, policy_id)), None)
         vm_tier = _lower(vm.tags.get("tier"))
         if policy is None:
             yield vm, "virtual machine's backup item names no backup policy of this deployment"
@@ -296,15 +309,52 @@ def backup_coverage(resources: Sequence[PolicyResource]) -> Iterable[tuple[Polic
                        f"{policy.tags.get('tier') or 'untiered'} policy {policy.name!r}")
 
 
+SQL_AUDIT_CATEGORY = "SQLSecurityAuditEvents"
+
+
+def _sends_sql_audit(setting: PolicyResource) -> bool:
+    logs = setting.props.get("logs") or []
+    return bool(setting.props.get("workspaceId") or setting.property_dependencies.get("workspaceId")) and any(
+        isinstance(log, Mapping) and log.get("enabled") is not False
+        and (log.get("category") == SQL_AUDIT_CATEGORY or _lower(log.get("categoryGroup")) in ("audit", "alllogs"))
+        for log in logs)
+
+
+def _master_of(setting: PolicyResource, server: PolicyResource) -> bool:
+    uri = setting.props.get("resourceUri")
+    if server.id and isinstance(uri, str) and uri:
+        return uri.lower() == f"{server.id}/databases/master".lower()
+    return server.urn in setting.property_dependencies.get("resourceUri", ()) and (
+        not isinstance(uri, str) or uri.lower().endswith("/databases/master"))
+
+
 def sql_tde_auditing(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
-    audited = {_lower(r.props.get("serverName")) for r in resources
-               if r.type in (T + "sql:ServerBlobAuditingPolicy", T + "sql:ExtendedServerBlobAuditingPolicy")
-               and r.props.get("state") == "Enabled"}
+    """SQL servers audited to somewhere the audit events arrive, databases encrypted.
+
+    Auditing with isAzureMonitorTargetEnabled only marks Azure Monitor as a target: the events go
+    nowhere until a diagnostic setting with the SQLSecurityAuditEvents category exists on the
+    server's `master` database (server-level auditing). Microsoft: "When using REST API to configure
+    auditing, Diagnostic Settings with 'SQLSecurityAuditEvents' diagnostic logs category on the
+    database should be also created. Note that for server level audit you should use the 'master'
+    database as {databaseName}." (Server Blob Auditing Policies - Create Or Update,
+    https://learn.microsoft.com/en-us/rest/api/sql/server-blob-auditing-policies/create-or-update)
+    """
+    audits = {_lower(r.props.get("serverName")): r for r in resources
+              if r.type in (T + "sql:ServerBlobAuditingPolicy", T + "sql:ExtendedServerBlobAuditingPolicy")
+              and r.props.get("state") == "Enabled"}
+    settings = [r for r in resources if r.type == T + "monitor:DiagnosticSetting" and _sends_sql_audit(r)]
     tde = {(_lower(r.props.get("serverName")), _lower(r.props.get("databaseName"))): r.props.get("state")
            for r in resources if r.type == T + "sql:TransparentDataEncryption"}
     for r in resources:
-        if r.type == T + "sql:Server" and _lower(r.props.get("serverName")) not in audited:
-            yield r, "SQL server has no enabled auditing policy"
+        if r.type == T + "sql:Server":
+            audit = audits.get(_lower(r.props.get("serverName")))
+            if audit is None:
+                yield r, "SQL server has no enabled auditing policy"
+            elif (audit.props.get("isAzureMonitorTargetEnabled") is True
+                  and not audit.props.get("storageEndpoint")
+                  and not any(_master_of(s, r) for s in settings)):
+                yield r, ("SQL server audits to Azure Monitor but no diagnostic setting sends the master "
+                          f"database's {SQL_AUDIT_CATEGORY} to a workspace: the audit events go nowhere")
         elif r.type == T + "sql:Database":
             key = (_lower(r.props.get("serverName")), _lower(r.props.get("databaseName")))
             if tde.get(key) != "Enabled":
@@ -312,11 +362,96 @@ def sql_tde_auditing(resources: Sequence[PolicyResource]) -> Iterable[tuple[Poli
 
 
 def diagnostics_to_workspace(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
-    covered = {_lower(r.props.get("resourceUri")) for r in resources
-               if r.type == T + "monitor:DiagnosticSetting" and r.props.get("workspaceId")}
+    """Every diagnosable resource has a diagnostic setting to a workspace, joined by the setting's
+    resourceUri: the target's id when known, else the engine's record that resourceUri was made
+    from the target (a real preview, where new resources have no id)."""
+    settings = [r for r in resources if r.type == T + "monitor:DiagnosticSetting"
+                and (r.props.get("workspaceId") or r.property_dependencies.get("workspaceId"))]
+    by_uri = {_lower(r.props.get("resourceUri")) for r in settings if r.props.get("resourceUri")}
+    by_urn = {urn for r in settings for urn in r.property_dependencies.get("resourceUri", ())}
     for r in resources:
-        if r.type in DIAGNOSABLE and r.id and r.id.lower() not in covered:
-            yield r, "no diagnostic setting sends this resource's logs to the central Log Analytics workspace"
+        if r.type not in DIAGNOSABLE:
+            continue
+        if (r.id and r.id.lower() in by_uri) or r.urn in by_urn:
+            continue
+        yield r, "no diagnostic setting sends this resource's logs to the central Log Analytics workspace"
+
+
+# Key Vault data-plane roles that let a principal use secrets, keys or certificates (built-in ids,
+# the same in every tenant): Administrator, Secrets Officer, Secrets User, Certificates Officer,
+# Crypto Officer, Crypto User. Owner or Contributor do not read secrets in an RBAC vault.
+KEYVAULT_DATA_ROLES = frozenset({
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483", "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "4633458b-17de-408a-b874-0445c86b69e6", "a4417e6f-fecd-4de8-b567-7b0420556985",
+    "14b46e9e-c2b7-41b4-b07b-48a6ebf60603", "12338af0-0e69-4776-bea7-57ae8d297424"})
+
+
+def keyvault_reachable(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """A vault with public network access disabled has a private endpoint, and an RBAC vault has at
+    least one data-plane role assignment: otherwise no one can use it ("Integrate Key Vault with
+    Azure Private Link", https://learn.microsoft.com/en-us/azure/key-vault/general/private-link-service;
+    "Azure RBAC for Key Vault data plane operations",
+    https://learn.microsoft.com/en-us/azure/key-vault/general/rbac-guide)."""
+    endpoints = [r for r in resources if r.type == T + "network:PrivateEndpoint"]
+    grants = [r for r in resources if r.type == T + "authorization:RoleAssignment"
+              and _lower(r.props.get("roleDefinitionId")).rsplit("/", 1)[-1] in KEYVAULT_DATA_ROLES]
+    for vault in resources:
+        if vault.type != T + "keyvault:Vault":
+            continue
+        p = vault.props.get("properties") or {}
+        if _lower(p.get("publicNetworkAccess")) == "disabled" and not any(
+                pe.refers_to("privateLinkServiceConnections", vault, c.get("privateLinkServiceId"))
+                for pe in endpoints for c in pe.props.get("privateLinkServiceConnections") or [{}]
+                if isinstance(c, Mapping)):
+            yield vault, "public network access is disabled and no private endpoint reaches the vault"
+        if p.get("enableRbacAuthorization") is True and not any(
+                g.refers_to("scope", vault, g.props.get("scope")) for g in grants):
+            yield vault, "no one holds a Key Vault data-plane role on this RBAC vault: its secrets cannot be read"
+
+
+def dr_region_differs(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """Disaster recovery lands in another region than the primary: a SQL failover group's partner
+    servers are not in the primary server's region, and a Site Recovery vault tagged `dr-of-region`
+    is not in the region it protects. A regional outage takes both copies otherwise ("Failover groups
+    overview", https://learn.microsoft.com/en-us/azure/azure-sql/database/failover-group-sql-db; Site
+    Recovery's target is another region: https://learn.microsoft.com/en-us/azure/site-recovery/
+    azure-to-azure-architecture)."""
+    servers = [r for r in resources if r.type == T + "sql:Server"]
+    by_name = {_lower(r.props.get("serverName")): r for r in servers}
+    for fog in resources:
+        if fog.type != T + "sql:FailoverGroup":
+            continue
+        primary = by_name.get(_lower(fog.props.get("serverName")))
+        if primary is None:
+            continue
+        here = _lower(primary.props.get("location"))
+        for partner in fog.props.get("partnerServers") or []:
+            pid = partner.get("id") if isinstance(partner, Mapping) else None
+            for server in servers:
+                if server is not primary and fog.refers_to("partnerServers", server, pid) \
+                        and _lower(server.props.get("location")) == here:
+                    yield fog, (f"failover group's partner server {server.props.get('serverName')!r} is in "
+                                f"{here}, the primary's own region: a regional outage takes both")
+    for vault in resources:
+        protects = _lower(vault.tags.get("dr-of-region"))
+        if vault.type == T + "recoveryservices:Vault" and protects and _lower(vault.props.get("location")) == protects:
+            yield vault, f"Site Recovery vault is in {protects}, the region it is meant to protect"
+
+
+def remediation_identity_roles(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """A policy assignment with a managed identity (DeployIfNotExists, Modify) has role assignments for
+    that identity: "the managed identity [...] must be granted the roles [...] required for
+    remediation" (https://learn.microsoft.com/en-us/azure/governance/policy/how-to/remediate-resources).
+    Joined by the role assignment's principalId having been made from the assignment."""
+    grants = [r for r in resources if r.type == T + "authorization:RoleAssignment"]
+    for pa in resources:
+        if pa.type != T + "authorization:PolicyAssignment" or not (pa.props.get("identity") or {}).get("type"):
+            continue
+        if _lower(pa.props.get("enforcementMode")) == "donotenforce":
+            continue
+        if not any(pa.urn in g.property_dependencies.get("principalId", ()) for g in grants):
+            yield pa, ("policy assignment has a managed identity but no role assignment for it: it reports "
+                       "non-compliance and never remediates")
 
 
 RULES: list[Rule] = [
@@ -341,6 +476,13 @@ RULES: list[Rule] = [
          resource=backup_policy_tier, types=(T + "recoveryservices:ProtectionPolicy",), stack=backup_coverage),
     Rule("infra.policy.diagnostics_to_workspace", "Diagnostics go to the central Log Analytics workspace",
          stack=diagnostics_to_workspace),
+    Rule("infra.policy.keyvault_reachable", "Every Key Vault reachable (private endpoint) and usable (data-plane role)",
+         stack=keyvault_reachable),
+    Rule("infra.policy.remediation_identity_roles",
+         "DeployIfNotExists and Modify assignments have roles for their managed identity",
+         stack=remediation_identity_roles),
+    Rule("infra.policy.dr_region_differs", "Disaster recovery in another region than the primary",
+         stack=dr_region_differs),
 ]
 
 

@@ -218,10 +218,14 @@ class PsnLink(Strict):
     provider: str = "PSN service provider"
     public_ip: str = Field(description="the PSN provider's VPN peer address")
     bgp_asn: int | None = Field(None, ge=64512, le=65534)
+    # Azure needs the peer's BGP address as well as its ASN before a connection can run BGP; without
+    # it the connection uses static routes to the PSN prefixes (infra/wan.py).
+    bgp_peering_address: str | None = Field(None, description="the PSN provider's BGP peer address")
     bandwidth_mbps: int = Field(100, gt=0)
     address_prefixes: list[Cidr] = Field([], description="PSN service ranges, besides the psn-zone VLANs")
 
     _v_ip = field_validator("public_ip")(lambda v: str(ipaddress.ip_address(v)))
+    _v_bgp_ip = field_validator("bgp_peering_address")(lambda v: v if v is None else str(ipaddress.ip_address(v)))
     _v_prefixes = field_validator("address_prefixes")(lambda v: [_check_cidr(c) for c in v])
 
 

@@ -58,7 +58,9 @@ def test_corporate_public_and_guest_ssid_security_under_meraki_mocks(demo_engine
 
     assert public["authMode"] == "open-enhanced" and public["lanIsolationEnabled"] is True
     assert public["splashPage"] == "Click-through splash page"
-    assert public["perClientBandwidthLimitDown"] == 5000 and public["adultContentFilteringEnabled"] is True
+    assert public["perClientBandwidthLimitDown"] == 5000
+    # Content filtering is an MX appliance feature: nothing on these wireless-only networks claims it.
+    assert "adultContentFilteringEnabled" not in public
 
     assert guest["authMode"] == "psk" and guest["lanIsolationEnabled"] is True
     assert guest["psk"] == "generated:hdc-wifi-psk-1-value"
@@ -71,7 +73,7 @@ def test_splash_terms_and_group_policies_under_meraki_mocks(demo_engine: EngineV
     policies = demo_engine.by_type("groupPolicies:GroupPolicies")
     public = [p for p in policies if p.inputs["name"].startswith("public-wifi")]
     assert public and all(p.inputs["bandwidth"]["bandwidthLimits"]["limitDown"] == 5000 for p in public)
-    assert all(p.inputs["contentFiltering"]["blockedUrlCategories"]["categories"] for p in public)
+    assert all("contentFiltering" not in p.inputs for p in policies)
     assert all(p.inputs["vlanTagging"]["vlanId"] == "50" for p in public)
     bound = demo_engine.by_type("wirelessSsidsDeviceTypeGroupPolicies:WirelessSsidsDeviceTypeGroupPolicies")
     assert len(bound) == len(policies)
@@ -128,3 +130,16 @@ def test_a_key_cannot_be_written_into_the_estate(tmp_path: Path) -> None:
     with pytest.raises(EstateError) as exc:
         load_estate(estate_dir)
     assert any("psk" in str(p) and "wifi.yaml" in str(p) for p in exc.value.problems)
+
+
+def test_content_filtering_is_said_plainly_not_enforced_on_wireless_only_networks_under_meraki_mocks(
+        demo_engine: EngineView) -> None:
+    # Meraki content filtering (blocked URL categories) is an MX security-appliance feature; on a
+    # wireless-only network a group policy's content filtering does nothing. The plan says so instead.
+    from infra.wifi import CONTENT_FILTERING_NOT_ENFORCED
+
+    networks = demo_engine.by_type("networks/base:base")
+    assert networks and all(n.inputs["productTypes"] == ["wireless"] for n in networks)
+    flagged = [n for n in networks if CONTENT_FILTERING_NOT_ENFORCED in n.inputs["tags"]]
+    assert flagged and all("Content filtering is not enforced" in n.inputs["notes"] for n in flagged)
+
