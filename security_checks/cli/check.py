@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from ..fsutil import SHARED_FILE, atomic_write
 from ..report.compliance import RAP_CSV_COLUMNS as RAP_COLUMNS
@@ -29,6 +29,7 @@ from .common import (
     show,
     usage_error,
 )
+from .screen import one_line_table
 
 app = typer.Typer(
     help=("Compliance as a run stored it: Cyber Essentials readiness (ce) and IT Health Check support for the "
@@ -123,6 +124,7 @@ def _csv(rows: list[list[str]]) -> str:
 # A summary fits on one screen (~40 lines) however big the estate; --format json, --out and the
 # report carry every row. One row per check however many assets it fails on (report/grouping.py).
 SCREEN_ROWS = 15
+CE_ROWS = 20      # the requirements that need action come first
 
 
 def _print_rap_groups(items: list[dict[str, Any]]) -> None:
@@ -132,18 +134,17 @@ def _print_rap_groups(items: list[dict[str, Any]]) -> None:
     items = sorted(items, key=lambda i: (rank.get(i["severity"], 5), -(i["cvss_score"] or 0), i["target_date"]))
     groups = group_by_check(items, lambda i: i["check_id"], lambda i: i["title"],
                             lambda i: f"{i['asset']} {i['key']}".strip())
-    table = Table()
-    for col in ("finding", "severity", "assets", "owner", "target", "status"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for g in groups[:SCREEN_ROWS]:
         first = g.first
         owners = list(dict.fromkeys(i["owner"] for i in g.items))
         states = Counter(i["status"] for i in g.items)
-        table.add_row(g.title, first["severity"] + (f" {first['cvss_score']:.1f}" if first["cvss_score"] is not None
-                                                   else ""),
-                      (f"{g.count}: " if g.count > 1 else "") + g.assets_text(2),
-                      owners[0] + (f" +{len(owners) - 1}" if len(owners) > 1 else ""),
-                      min(i["target_date"] for i in g.items), ", ".join(f"{n} {k}" for k, n in sorted(states.items())))
+        score = f" {first['cvss_score']:.1f}" if first["cvss_score"] is not None else ""
+        rows.append((g.title, first["severity"] + score, (f"{g.count}: " if g.count > 1 else "") + g.assets_text(2),
+                     owners[0] + (f" +{len(owners) - 1}" if len(owners) > 1 else ""),
+                     min(i["target_date"] for i in g.items), ", ".join(f"{n} {k}" for k, n in sorted(states.items()))))
+    table = one_line_table((("finding", 20, 50), ("severity", 9, 13), ("assets", 14, 40), ("owner", 7, 24),
+                            ("target", 10, 10), ("status", 5, 20)), rows, show)
     show.print(table)
     if len(groups) > SCREEN_ROWS:
         rest = groups[SCREEN_ROWS:]
@@ -171,20 +172,23 @@ def _print_ce(doc: dict[str, Any]) -> None:
     # rest; one line each, as many as fit on a screen.
     order = {"not_met": 0, "risk_accepted": 1, "declared": 2, "not_assessed": 3, "manual": 4, "met": 5}
     ranked = sorted(reqs, key=lambda r: (not r["auto_fail"] or r["status"] != "not_met", order.get(r["status"], 6)))
-    table = Table(show_lines=False, expand=False)
-    for col in ("requirement", "status", "examined", "why"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=None if col != "why" else 70)
-    for r in ranked[:SCREEN_ROWS * 2]:
-        style = _STATUS_STYLE.get(r["status"], "")
-        label = f"{r['ref']}{' [red](auto-fail)[/]' if r['auto_fail'] else ''} {r['title']}"
+    rows = []
+    for r in ranked[:CE_ROWS]:
+        label = Text(r["ref"]) + (Text(" (auto-fail)", style="red") if r["auto_fail"] else Text("")) \
+            + Text(f" {r['title']}")
         cov = r.get("coverage") or {}
         declared = f" + {cov['declared']:,} declared" if cov.get("declared") else ""
         examined = f"{cov['observed']:,}{declared} of {cov['total']:,} {cov['label']}" if cov.get("total") else ""
-        status = "declared, not verified" if r["status"] == "declared" else r["status"]
-        table.add_row(label, f"[{style}]{status}[/]", examined, r["reason"])
+        status = {"declared": "declared only", "risk_accepted": "risk accepted", "not_met": "not met",
+                  "not_assessed": "not assessed"}.get(r["status"], r["status"])
+        # Styled text, not markup: a cell cut with an ellipsis never shows half a tag.
+        rows.append((label, Text(status, style=_STATUS_STYLE.get(r["status"], "")), examined, Text(r["reason"])))
+    table = one_line_table((("requirement", 24, 48), ("status", 13, 13), ("examined", 12, 26), ("why", 10, 60)),
+                           rows, show)
     show.print(table)
-    if len(ranked) > SCREEN_ROWS * 2:
-        show.print(f"... and {len(ranked) - SCREEN_ROWS * 2} more requirement(s): --format json or --out for all")
+    if len(ranked) > CE_ROWS:
+        show.print(f"... and {len(ranked) - CE_ROWS} more requirement(s), most of them met or manual: --format json "
+                   "or --out for all", soft_wrap=True)
     colour = "green" if doc["verdict"] == "ready" else "bold red"
     show.print(f"Verdict: [{colour}]{doc['verdict']}[/]")
     for reason in doc["reasons"][:5]:

@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..findings import Severity, Status
 from .common import (
@@ -22,6 +21,7 @@ from .common import (
     open_store,
     usage_error,
 )
+from .screen import one_line_table
 
 
 def runs(home: HomeOpt = DEFAULT_HOME, limit: int = typer.Option(20, help="How many runs, newest first."),
@@ -45,15 +45,19 @@ def runs(home: HomeOpt = DEFAULT_HOME, limit: int = typer.Option(20, help="How m
     if format is Format.JSON:
         emit_json(rows)
         return
-    table = Table("run", "kind", "started (UTC)", "estate", "fail", "error", "not assessed", "pass",
-                  "steps skipped or failed")
+    # One line a run (why each step was skipped: --format json); `--limit` runs fit a screen.
+    out = Console(highlight=False)
+    lines = []
     for r in rows:
         c = r["counts"]
-        gaps = [f"{s['name']} ({s['status']}: {s['summary']})" for s in r["steps"] if s["status"] != "ran"]
-        table.add_row(r["id"] + ("" if r["full_scope"] else "\n(partial)"), r["kind"], r["started_at"][:19],
-                      r["estate"], str(c.get("fail", 0)), str(c.get("error", 0)), str(c.get("not_assessed", 0)),
-                      str(c.get("pass", 0)), "\n".join(gaps))
-    Console().print(table)
+        gaps = [s["name"] for s in r["steps"] if s["status"] != "ran"]
+        tally = ", ".join(f"{c[k]} {label}" for k, label in (("fail", "fail"), ("error", "error"),
+                                                             ("not_assessed", "n/a"), ("pass", "pass")) if c.get(k))
+        lines.append((r["id"] + ("" if r["full_scope"] else " (partial)"), r["kind"],
+                      r["started_at"][:16].replace("T", " "), r["estate"], tally or "none", ", ".join(gaps)))
+    table = one_line_table((("run", 23, 33), ("kind", 6, 14), ("started (UTC)", 16, 16), ("estate", 8, 30),
+                            ("findings", 8, 30), ("steps skipped or failed", 8, 60)), lines, out)
+    out.print(table)
 
 
 def findings(home: HomeOpt = DEFAULT_HOME,
@@ -62,7 +66,7 @@ def findings(home: HomeOpt = DEFAULT_HOME,
              min_severity: Severity = typer.Option(Severity.INFO, "--min-severity", help="Only at or above."),
              check: str = typer.Option("*", "--check", help="Check id pattern, e.g. 'scan.*'."),
              asset: str = typer.Option("*", "--asset", help="Asset pattern, e.g. 'host:10.10.*'."),
-             limit: int = typer.Option(30, "--limit", min=0,
+             limit: int = typer.Option(25, "--limit", min=0,
                                        help="Rows in the text table (it fits a screen); 0: all. JSON has all."),
              format: FormatOpt = Format.TEXT) -> None:
     """List a run's findings, filtered.
@@ -82,15 +86,20 @@ def findings(home: HomeOpt = DEFAULT_HOME,
     if format is Format.JSON:
         emit_json({"run": info.id, "findings": [f.model_dump(mode="json") for f in selected]})
         return
-    table = Table("severity", "status", "check", "asset", "observed", title=f"run {info.id} ({info.kind})")
+    out = Console(highlight=False)
+    out.print(f"run {info.id} ({info.kind}): {len(selected)} finding(s)", soft_wrap=True)
     shown = selected[:limit] if limit else selected
-    for f in shown:
-        state = f.status.value + (" (accepted)" if f.accepted else "")
-        table.add_row(f.severity.value, state, f.check_id, f.asset, f.observed[:80])
-    Console().print(table)
+    rows = [(f.severity.value, f.status.value + (" (accepted)" if f.accepted else ""), f.check_id, f.asset,
+             f.observed) for f in shown]
+    table = one_line_table((("severity", 8, 8), ("status", 6, 17), ("check", 12, 36), ("asset", 12, 32),
+                            ("observed", 10, 80)), rows, out)
+    out.print(table)
     if len(shown) < len(selected):
-        Console().print(f"... and {len(selected) - len(shown)} more: narrow with --status/--check/--asset, "
+        out.print(f"... and {len(selected) - len(shown)} more: narrow with --status/--check/--asset, "
                         "--limit 0 for all, or --format json", soft_wrap=True, highlight=False)
+
+
+CHECK_ROWS = 30   # more matches than this: a summary by family that fits a screen
 
 
 def checks(check: str = typer.Argument("*", help="Check id or pattern, e.g. scan.weak_tls or 'devices.*'."),
@@ -122,7 +131,19 @@ def checks(check: str = typer.Argument("*", help="Check id or pattern, e.g. scan
             text = ", ".join(value) if isinstance(value, list) else str(value or "")
             Console().print(f"[bold]{k}[/]: {text}", soft_wrap=True, highlight=False)
         return
-    table = Table("check", "severity", "evidence", "title", "requirements")
-    for d in found:
-        table.add_row(d["id"], d["severity"], d["evidence_kind"], d["title"], " ".join(d["requirements"]))
-    Console().print(table)
+    out = Console(highlight=False)
+    if len(found) > CHECK_ROWS:
+        # The whole registry is a few hundred lines: a screen says where the checks are, by family.
+        families: dict[str, list[dict[str, Any]]] = {}
+        for d in found:
+            families.setdefault(d["id"].split(".")[0], []).append(d)
+        out.print(f"{len(found)} checks; list a family with `estate checks '<family>.*'`, or --format json for all:")
+        rows = [(name, str(len(ds)), ", ".join(sorted({d["evidence_kind"] for d in ds})),
+                 ", ".join(d["id"].split(".", 1)[1] for d in ds)) for name, ds in sorted(families.items())]
+        out.print(one_line_table((("family", 8, 12), ("checks", 6, 6), ("evidence", 8, 28), ("ids", 10, 90)), rows,
+                                 out))
+        return
+    out.print(one_line_table((("check", 20, 40), ("severity", 8, 8), ("evidence", 8, 8), ("title", 20, 60),
+                              ("requirements", 8, 40)),
+                             [(d["id"], d["severity"], d["evidence_kind"], d["title"], " ".join(d["requirements"]))
+                              for d in found], out))
