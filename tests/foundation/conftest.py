@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +16,13 @@ def pg_server() -> Iterator[PgServer]:
     """One PostgreSQL server for the session (started on first use, stopped at the end)."""
     if pg_bin() is None:
         pytest.skip("PostgreSQL is not installed: `make test` installs it as root (deps/apt-packages.txt)")
-    with running() as server:
-        yield server
+    # A session stopped by SIGTERM (`timeout`, CI cancelling) must still stop its server: unwind instead.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        with running() as server:
+            yield server
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture
