@@ -168,18 +168,22 @@ def test_hub_vnet_design_uses_local_gateways_and_a_udr_under_pulumi_mocks(tmp_pa
         assert conn.inputs["connectionProtocol"] == "IKEv2"
         assert conn.inputs["ipsecPolicies"][0]["pfsGroup"] == "ECP384"
         assert conn.inputs["sharedKey"] == REDACTED
-    (udr,) = plan.by_type(N + "RouteTable")
+    (udr,) = [t for t in plan.by_type(N + "RouteTable") if t.inputs["tags"].get("estate-role") == "psn"]
     # BGP propagation stays on: Microsoft says the gateway won't function on a GatewaySubnet without it.
     assert udr.inputs["disableBgpRoutePropagation"] is False
     assert {r["nextHopType"] for r in udr.inputs["routes"]} == {"VirtualAppliance"}
     # To the firewall's private IP: the first usable host of AzureFirewallSubnet (10.100.0.64/26).
     assert {r["nextHopIpAddress"] for r in udr.inputs["routes"]} == {"10.100.0.68"}
     reach = network_reach.psn_reach(estate)
-    assert {r["addressPrefix"] for r in udr.inputs["routes"]} == {*reach.psn_prefixes, *reach.prefixes}
-    # The table is the GatewaySubnet's (and only its): unattached, it would do nothing.
+    # The PSN's and declared prefixes, and the spokes' (here the identity VNet): one path both ways.
+    spokes = {estate.azure.connectivity.identity_address_space}
+    assert {r["addressPrefix"] for r in udr.inputs["routes"]} == {*reach.psn_prefixes, *reach.prefixes, *spokes}
+    # The table is the GatewaySubnet's (and only its): unattached, it would do nothing. The NPS subnet
+    # has its spoke table (everything to the firewall).
     attached = {s.inputs["subnetName"]: s.inputs.get("routeTable") for s in plan.by_type(N + "Subnet")}
     assert attached["GatewaySubnet"] == {"id": udr.id}
-    assert [name for name, rt in attached.items() if rt] == ["GatewaySubnet"]
+    assert {name for name, rt in attached.items() if rt} == {"GatewaySubnet", "snet-nps"}
+    assert attached["snet-nps"] != {"id": udr.id}
     # The UDR is the hub-vnet design's: no routing intent or hub route table here.
     assert not plan.by_type(N + "RoutingIntent") and not plan.by_type(N + "HubRouteTable")
     (group,) = plan.by_type(N + "FirewallPolicyRuleCollectionGroup")
@@ -256,7 +260,7 @@ def test_hub_vnet_creation_order_has_no_cycle_under_pulumi_mocks(tmp_path: Path,
     for r in plan.resources:
         assert deps[r.urn] <= seen, (r.name, deps[r.urn] - seen)
         seen.add(r.urn)
-    (udr,) = plan.by_type(N + "RouteTable")
+    (udr,) = [t for t in plan.by_type(N + "RouteTable") if t.inputs["tags"].get("estate-role") == "psn"]
     (firewall,) = plan.by_type(N + "AzureFirewall")
     (gateway,) = plan.by_type(N + "VirtualNetworkGateway")
     assert urn["hub-azurefirewallsubnet"] in deps[firewall.urn]
@@ -325,5 +329,5 @@ def test_every_network_resource_follows_the_naming_convention_under_pulumi_mocks
     assert "vst-hdc-civic-centre-prod-uks" in sites
     assert {r.inputs["azureFirewallName"] for r in demo_plan.by_type(N + "AzureFirewall")} >= {
         "afw-hdc-connectivity-prod-uks"}
-    (rt,) = hub_vnet.by_type(N + "RouteTable")
+    (rt,) = [t for t in hub_vnet.by_type(N + "RouteTable") if t.inputs["tags"].get("estate-role") == "psn"]
     assert rt.inputs["routeTableName"] == "rt-hdc-psn-prod-uks"
