@@ -207,9 +207,12 @@ def assess(
             parse_export(mdm_export)
         except MdmExportError as exc:
             usage_error(f"{'--intune-export' if intune_export else 'azure.intune_export'}: {escape(str(exc))}")
+    # The network scans judge service versions against the same feed the patch step uses.
+    vulnerability_data = scan.knowledge(loaded, advisory_feed)
     started = time.monotonic()
     outcome = run_job(ASSESS, loaded, home, options={"advisory_feed": advisory_feed, "entra_export": entra_export,
-                                                      "intune_export": intune_export, "stack": stack},
+                                                      "intune_export": intune_export, "stack": stack,
+                                                      "knowledge": vulnerability_data},
                       selection=sel, harness=lab_harness(loaded, namespaces="build"), wait=wait,
                       quiet=format is Format.JSON)
     run = outcome.run
