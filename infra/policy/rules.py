@@ -454,6 +454,42 @@ def remediation_identity_roles(resources: Sequence[PolicyResource]) -> Iterable[
                        "non-compliance and never remediates")
 
 
+# Security logs kept at least a year: the council's protective monitoring needs the last twelve
+# months searchable (an incident is often found months after it began). An estate may keep more
+# (`azure.log_retention_days`); this is the floor. A workspace without retentionInDays gets Azure's
+# default of 30 days.
+MIN_LOG_RETENTION_DAYS = 365
+WORKSPACE = T + "operationalinsights:Workspace"
+FIREWALL_POLICY = T + "network:FirewallPolicy"
+
+
+def log_retention(type_token: str, props: Mapping[str, Any]) -> Iterable[str]:
+    """A Log Analytics workspace keeps its logs at least MIN_LOG_RETENTION_DAYS ("Data retention in a
+    Log Analytics workspace", https://learn.microsoft.com/en-us/azure/azure-monitor/logs/data-retention-configure:
+    the workspace default is 30 days; retentionInDays sets the interactive retention)."""
+    days = props.get("retentionInDays")
+    if not isinstance(days, int | float) or isinstance(days, bool):
+        yield (f"workspace sets no retentionInDays: Azure keeps its logs 30 days, below the "
+               f"{MIN_LOG_RETENTION_DAYS} days security logs are kept")
+    elif days < MIN_LOG_RETENTION_DAYS:
+        yield (f"workspace keeps logs {int(days)} days, below the {MIN_LOG_RETENTION_DAYS} days security logs "
+               "are kept")
+
+
+def firewall_threat_intel_deny(type_token: str, props: Mapping[str, Any]) -> Iterable[str]:
+    """The hub firewall denies traffic to and from known-malicious addresses and domains: Azure
+    Firewall Basic offers threat intelligence in Alert mode only ("Azure Firewall Basic features":
+    "Threat intelligence - alert mode", https://learn.microsoft.com/en-us/azure/firewall/basic-features),
+    so a Basic policy logs that traffic and lets it through."""
+    tier = _lower((props.get("sku") or {}).get("tier"))
+    mode = props.get("threatIntelMode")
+    if tier == "basic":
+        yield ("firewall policy is Basic tier, whose threat intelligence can only alert (threatIntelMode "
+               f"{mode or 'Alert'}): traffic to known-malicious addresses is let through; use Standard or Premium")
+    elif _lower(mode) != "deny":
+        yield f"firewall policy's threatIntelMode is {mode or 'unset (Alert)'}, not Deny"
+
+
 RULES: list[Rule] = [
     Rule("infra.policy.allowed_locations", "Resources only in the UK regions (uksouth, ukwest)",
          resource=allowed_locations),
@@ -483,6 +519,11 @@ RULES: list[Rule] = [
          stack=remediation_identity_roles),
     Rule("infra.policy.dr_region_differs", "Disaster recovery in another region than the primary",
          stack=dr_region_differs),
+    Rule("infra.policy.log_retention", "Security logs kept at least 365 days", resource=log_retention,
+         types=(WORKSPACE,)),
+    Rule("infra.policy.firewall_threat_intel_deny", "The hub firewall denies known-malicious traffic "
+         "(threat intelligence in Deny mode, not Basic tier)", resource=firewall_threat_intel_deny,
+         types=(FIREWALL_POLICY,)),
 ]
 
 
