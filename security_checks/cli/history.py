@@ -6,7 +6,6 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from ..findings import Severity, Status
 from .common import (
@@ -16,6 +15,7 @@ from .common import (
     Format,
     FormatOpt,
     HomeOpt,
+    SafeConsole,
     emit_json,
     load_or_exit,
     open_store,
@@ -46,7 +46,7 @@ def runs(home: HomeOpt = DEFAULT_HOME, limit: int = typer.Option(20, help="How m
         emit_json(rows)
         return
     # One line a run (why each step was skipped: --format json); `--limit` runs fit a screen.
-    out = Console(highlight=False)
+    out = SafeConsole()
     lines = []
     for r in rows:
         c = r["counts"]
@@ -86,7 +86,7 @@ def findings(home: HomeOpt = DEFAULT_HOME,
     if format is Format.JSON:
         emit_json({"run": info.id, "findings": [f.model_dump(mode="json") for f in selected]})
         return
-    out = Console(highlight=False)
+    out = SafeConsole()
     out.print(f"run {info.id} ({info.kind}): {len(selected)} finding(s)", soft_wrap=True)
     shown = selected[:limit] if limit else selected
     rows = [(f.severity.value, f.status.value + (" (accepted)" if f.accepted else ""), f.check_id, f.asset,
@@ -129,9 +129,9 @@ def checks(check: str = typer.Argument("*", help="Check id or pattern, e.g. scan
                   "requirements", "description", "remediation"):
             value = d.get(k)
             text = ", ".join(value) if isinstance(value, list) else str(value or "")
-            Console().print(f"[bold]{k}[/]: {text}", soft_wrap=True, highlight=False)
+            SafeConsole().print(f"[bold]{k}[/]: {text}", soft_wrap=True)
         return
-    out = Console(highlight=False)
+    out = SafeConsole()
     if len(found) > CHECK_ROWS:
         # The whole registry is a few hundred lines: a screen says where the checks are, by family.
         families: dict[str, list[dict[str, Any]]] = {}

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from rich import box
 from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 Column = tuple[str, int, int]   # header, least width, most width (characters)
 
@@ -31,5 +32,7 @@ def one_line_table(columns: Sequence[Column], rows: Iterable[Sequence[Renderable
     for (header, _, _), width in zip(columns, widths(columns, console.width), strict=True):
         table.add_column(header, width=width, no_wrap=True, overflow="ellipsis")
     for row in rows:
-        table.add_row(*row)
+        # A plain string in a cell is data (an asset, a title, a path from an estate or a scan), so it
+        # is shown as written; a cell that wants style passes rich Text.
+        table.add_row(*(Text(c) if isinstance(c, str) else c for c in row))
     return table
