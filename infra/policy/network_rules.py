@@ -56,6 +56,7 @@ MERAKI_SSID = "meraki:networks/wirelessSsids:WirelessSsids"
 
 # VLAN purposes untrusted Wi-Fi must never be bridged to.
 PROTECTED_PURPOSES = frozenset({"corporate", "psn-dmz"})
+MANAGEMENT_PURPOSE = "management"
 OPEN_AUTH = frozenset({"open", "open-enhanced"})
 PSK_AUTH = frozenset({"psk", "ipsk-without-radius", "ipsk-with-radius"})
 VLAN_TAG = re.compile(r"^vlan(\d{1,4})-([a-z-]+)$")
@@ -151,6 +152,28 @@ def corporate_ssid_no_psk(resources: Sequence[PolicyResource]) -> Iterable[tuple
         if corporate and (auth in PSK_AUTH or ssid.props.get("psk")):
             yield ssid, (f"corporate SSID {ssid.props.get('name')!r} uses a pre-shared key ({auth}); "
                          "corporate Wi-Fi is 802.1X against RADIUS only")
+
+
+def guest_ssid_segregation(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """A guest SSID keeps its visitors apart: never bridged to a management VLAN (where the switches',
+    access points' and firewalls' own interfaces are), and with client isolation, so one visitor's
+    device cannot reach another's ("Wireless client isolation",
+    https://documentation.meraki.com/MR/Firewall_and_Traffic_Shaping/Wireless_Client_Isolation).
+    Guest is what the site's VLAN plan says (guest-wifi) or, on a management VLAN, any SSID without
+    802.1X (open or pre-shared key): its users are not known to the council."""
+    names = _network_names(resources)
+    for ssid, purpose in _ssids_with_plan(resources):
+        auth = _lower(ssid.props.get("authMode"))
+        label = f"SSID {ssid.props.get('name')!r}"
+        if purpose == MANAGEMENT_PURPOSE and (auth in OPEN_AUTH or auth in PSK_AUTH):
+            kind = "public (open)" if auth in OPEN_AUTH else "guest (pre-shared key)"
+            yield ssid, (f"{kind} {label} is bridged to VLAN {_vlan_id(ssid)}, the management VLAN at "
+                         f"{names.get(str(ssid.props.get('networkId')), 'its network')}: visitors' devices "
+                         "would reach the network devices' own interfaces")
+        # Open SSIDs without isolation are public_ssid_isolation's: one finding per fault.
+        if purpose == "guest-wifi" and auth not in OPEN_AUTH and ssid.props.get("lanIsolationEnabled") is not True:
+            yield ssid, (f"guest {label} has no client isolation (lanIsolationEnabled is not true): one "
+                         "visitor's device can reach another's")
 
 
 # ---- address plan ------------------------------------------------------------------------------------
@@ -510,6 +533,8 @@ RULES: list[Rule] = [
          stack=public_ssid_isolation),
     Rule("infra.policy.corporate_ssid_no_psk", "No pre-shared key on a corporate SSID",
          stack=corporate_ssid_no_psk),
+    Rule("infra.policy.guest_ssid_segregation",
+         "Guest SSIDs never on a management VLAN, always with client isolation", stack=guest_ssid_segregation),
     Rule("infra.policy.site_range_overlap", "No overlapping site address ranges", stack=site_range_overlap),
     Rule("infra.policy.vpn_ikev2_proposals", "Every site VPN on IKEv2 with approved proposals",
          resource=vpn_ikev2_proposals, types=(VPN_CONNECTION, GATEWAY_CONNECTION)),

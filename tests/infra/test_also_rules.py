@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from infra.plan import Plan, evaluate, run_plan
+from infra.policy import network_rules as nr
 from infra.policy import rules
 from infra.policy.pack import RULES
-from infra.policy.rules import check_resource
+from infra.policy.rules import PolicyResource, check_resource
 from security_checks.checks import check
 from security_checks.model.loader import load_estate
+from tests.infra_network.conftest import network_plan
 
 from .conftest import copy_demo
 
@@ -48,7 +50,8 @@ def blamed(plan: Plan, check_id: str) -> list[tuple[str, int, str]]:
     return out
 
 
-@pytest.mark.parametrize("check_id", ["infra.policy.log_retention", "infra.policy.firewall_threat_intel_deny"])
+@pytest.mark.parametrize("check_id", ["infra.policy.log_retention", "infra.policy.firewall_threat_intel_deny",
+                                      "infra.policy.guest_ssid_segregation"])
 def test_each_rule_is_registered_with_its_metadata(check_id: str) -> None:
     assert check_id in {r.check_id for r in RULES}
     assert check(check_id).remediation
@@ -121,3 +124,51 @@ def test_planted_basic_firewall_is_caught_under_pulumi_mocks(planted: tuple[Path
     where = plan.loaded.where(("azure", "connectivity"))
     assert where is not None
     assert found == [("organisation.yaml", where[1], found[0][2])] and "Basic" in found[0][2]
+
+
+# ---- 3. a guest SSID bridged to the management VLAN or without client isolation ------------------
+
+
+def _res(typ: str, name: str, props: dict[str, Any]) -> PolicyResource:
+    return PolicyResource(type=typ, name=name, urn=f"urn:test::{name}", props=props, id=f"id-{name}")
+
+
+SITE = _res(nr.MERAKI_NETWORK, "site-a", {"name": "site-a", "tags": [
+    "vlan10-corporate", "vlan40-guest-wifi", "vlan50-public-wifi", "vlan99-management"]})
+
+
+def _ssid(name: str, auth: str, vlan: int, isolation: bool) -> PolicyResource:
+    return _res(nr.MERAKI_SSID, f"site-a-{name}", {
+        "name": name, "networkId": "id-site-a", "authMode": auth, "defaultVlanId": vlan, "useVlanTagging": True,
+        "lanIsolationEnabled": isolation})
+
+
+def test_guest_ssid_on_management_vlan_or_without_isolation_is_caught() -> None:
+    good = [SITE, _ssid("Guest", "psk", 40, True), _ssid("Free", "open-enhanced", 50, True),
+            _ssid("Corp", "8021x-radius", 10, False), _ssid("Admin", "8021x-radius", 99, False)]
+    assert list(nr.guest_ssid_segregation(good)) == []
+    found = [(r.props["name"], m) for r, m in nr.guest_ssid_segregation([
+        SITE, _ssid("Guest", "psk", 40, False), _ssid("Visitors", "psk", 99, True),
+        _ssid("Free", "open", 99, True)])]
+    assert [name for name, _ in found] == ["Guest", "Visitors", "Free"]
+    assert "client isolation" in found[0][1]
+    assert "management VLAN at site-a" in found[1][1] and "guest (pre-shared key)" in found[1][1]
+    assert "public (open)" in found[2][1]
+
+
+@pytest.mark.parametrize(("edit", "says"), [
+    (("    vlan: guest\n    client_isolation: true", "    vlan: guest\n    client_isolation: false"),
+     "no client isolation"),
+    (("    vlan: guest\n", "    vlan: management\n"), "management VLAN"),
+])
+def test_planted_guest_ssid_fault_is_blamed_on_the_ssid_under_pulumi_mocks(
+        tmp_path: Path, edit: tuple[str, str], says: str) -> None:
+    estate = copy_demo(tmp_path / "estate", {"wifi.yaml": [edit]})
+    plan = network_plan(estate)
+    found = blamed(plan, "infra.policy.guest_ssid_segregation")
+    entry = line_of(estate / "wifi.yaml", "- name: HDC-Guest")
+    # One violation per site broadcasting the SSID, each blamed on the SSID's entry in wifi.yaml.
+    broadcasts = [r for r in plan.by_type(nr.MERAKI_SSID) if r.inputs.get("name") == "HDC-Guest"]
+    assert len(found) == len(broadcasts) > 1
+    assert {(name, line) for name, line, _ in found} == {("wifi.yaml", entry)}
+    assert all(says in message and "HDC-Guest" in message for _, _, message in found)
