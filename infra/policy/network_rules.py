@@ -480,6 +480,49 @@ def _addresses(rule: Mapping[str, Any], key: str) -> tuple[bool, list[Net]]:
     return any(v.lower() in ANY_ADDRESS for v in values), _nets(v for v in values if v.lower() not in ANY_ADDRESS)
 
 
+def _untrusted_by_site(resources: Sequence[PolicyResource]) -> list[tuple[Net, str, PolicyResource]]:
+    """(range, site, the site's VPN site or local network gateway) for each guest and public Wi-Fi
+    range, once per site and range (hub-vnet has one local network gateway per hub), in address order."""
+    seen: dict[tuple[Net, str], PolicyResource] = {}
+    for r in sorted(resources, key=lambda r: r.name):
+        if r.type in (VPN_SITE, LOCAL_GATEWAY) and _lower(r.tags.get("estate-role")) != PSN_ROLE_TAG:
+            value = r.tags.get(UNTRUSTED_TAG)
+            for net in _nets(str(value).split() if value else []):
+                seen.setdefault((net, str(r.tags.get("estate-site") or r.name)), r)
+    return sorted(((net, site, r) for (net, site), r in seen.items()),
+                  key=lambda item: (item[0].version, int(item[0].network_address), item[0].prefixlen, item[1]))
+
+
+def untrusted_wifi_in_trusted_zone(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """No guest or public Wi-Fi range is a source of a private allow rule in the hub firewall policy.
+
+    The program gives guest, public and internet zones no private flow (infra/wan.py `estate_flows`);
+    a guest or public Wi-Fi VLAN placed in a trusted zone brings its range into that zone's allow-lists
+    (LOB systems, DNS, RADIUS) all the same. Blamed on the site's VPN resource, built from the site
+    whose VLAN it is. Flows to the PSN are psn_route_isolation's.
+    """
+    untrusted = _untrusted_by_site(resources)
+    if not untrusted:
+        return
+    psn = [net for r in resources if _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG for net in _site_prefixes(r)]
+    rules = [(collection, rule) for _group, collection, action, rule in _firewall_rules(resources)
+             if action == "allow" and not _towards_psn(rule, psn)]
+    for net, site, res in untrusted:
+        hits = sorted({f"{rule.get('name')!r} ({collection})" for collection, rule in rules
+                       if _overlap(_addresses(rule, "sourceAddresses")[1], [net])})
+        if hits:
+            shown = ", ".join(hits[:5]) + (f" and {len(hits) - 5} more" if len(hits) > 5 else "")
+            yield res, (f"{site}'s guest/public Wi-Fi range {net} is a source of the firewall policy's private "
+                        f"allow rule(s) {shown}: its VLAN sits in a trusted zone; put guest and public Wi-Fi "
+                        "VLANs in a guest or public zone")
+
+
+def _towards_psn(rule: Mapping[str, Any], psn: Sequence[Net]) -> bool:
+    """Whether a firewall rule's destination is (or takes in) the PSN: psn_route_isolation's to judge."""
+    dst_any, dests = _addresses(rule, "destinationAddresses")
+    return bool(psn) and (dst_any or bool(_overlap(dests, psn)))
+
+
 def _psn_firewall_rules(resources: Sequence[PolicyResource],
                         untrusted: list[tuple[Net, str]]) -> Iterable[tuple[PolicyResource, str]]:
     psn = [net for r in resources if _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG for net in _site_prefixes(r)]
@@ -540,4 +583,7 @@ RULES: list[Rule] = [
          resource=vpn_ikev2_proposals, types=(VPN_CONNECTION, GATEWAY_CONNECTION)),
     Rule("infra.policy.psn_route_isolation", "The PSN reachable only from declared zones",
          stack=psn_route_isolation),
+    Rule("infra.policy.untrusted_wifi_in_trusted_zone",
+         "Guest and public Wi-Fi ranges in no private allow rule (never in a trusted zone)",
+         stack=untrusted_wifi_in_trusted_zone),
 ]

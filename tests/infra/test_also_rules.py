@@ -51,7 +51,8 @@ def blamed(plan: Plan, check_id: str) -> list[tuple[str, int, str]]:
 
 
 @pytest.mark.parametrize("check_id", ["infra.policy.log_retention", "infra.policy.firewall_threat_intel_deny",
-                                      "infra.policy.guest_ssid_segregation"])
+                                      "infra.policy.guest_ssid_segregation",
+                                      "infra.policy.untrusted_wifi_in_trusted_zone"])
 def test_each_rule_is_registered_with_its_metadata(check_id: str) -> None:
     assert check_id in {r.check_id for r in RULES}
     assert check(check_id).remediation
@@ -172,3 +173,49 @@ def test_planted_guest_ssid_fault_is_blamed_on_the_ssid_under_pulumi_mocks(
     assert len(found) == len(broadcasts) > 1
     assert {(name, line) for name, line, _ in found} == {("wifi.yaml", entry)}
     assert all(says in message and "HDC-Guest" in message for _, _, message in found)
+
+
+# ---- 4. a guest or public Wi-Fi VLAN placed in a trusted zone -------------------------------------
+
+
+def _vpn_site(name: str, untrusted: str) -> PolicyResource:
+    return _res(nr.VPN_SITE, f"vpn-{name}", {"addressSpace": {"addressPrefixes": ["10.11.0.0/16"]}, "tags": {
+        "estate-role": "site", "estate-site": name, nr.UNTRUSTED_TAG: untrusted}})
+
+
+def _allow(name: str, sources: list[str], dests: list[str]) -> PolicyResource:
+    return _res(nr.RULE_COLLECTION_GROUP, "rules", {"ruleCollections": [{
+        "name": "estate-private-flows", "action": {"type": "Allow"}, "rules": [{
+            "ruleType": "NetworkRule", "name": name, "sourceAddresses": sources, "destinationAddresses": dests}]}]})
+
+
+def test_guest_wifi_range_in_a_private_allow_rule_is_caught_on_its_site() -> None:
+    site = _vpn_site("depot", "10.11.40.0/24 10.11.50.0/23")
+    clean = [site, _allow("lob-revs-flows-tcp", ["10.11.10.0/24", "10.11.20.0/24"], ["10.200.1.0/24"])]
+    assert list(nr.untrusted_wifi_in_trusted_zone(clean)) == []
+    planted = [site, _allow("lob-revs-flows-tcp", ["10.11.10.0/24", "10.11.40.0/24"], ["10.200.1.0/24"])]
+    ((res, message),) = nr.untrusted_wifi_in_trusted_zone(planted)
+    assert res is site and "10.11.40.0/24" in message and "'lob-revs-flows-tcp'" in message
+    # A wider source that takes the range in is the same fault.
+    wider = [site, _allow("sites-to-dns", ["10.11.0.0/16"], ["10.100.4.0/28"])]
+    assert {m.split(" is a source")[0] for _, m in nr.untrusted_wifi_in_trusted_zone(wider)} == {
+        "depot's guest/public Wi-Fi range 10.11.40.0/24", "depot's guest/public Wi-Fi range 10.11.50.0/23"}
+    # Towards the PSN it is psn_route_isolation's fault to report, not this rule's.
+    psn = _res(nr.VPN_SITE, "vpn-psn", {"addressSpace": {"addressPrefixes": ["10.250.0.0/16"]},
+                                        "tags": {"estate-role": "psn"}})
+    assert list(nr.untrusted_wifi_in_trusted_zone([site, psn, _allow("to-psn", ["10.11.40.0/24"],
+                                                                       ["10.250.1.0/24"])])) == []
+
+
+def test_planted_guest_vlan_in_the_corporate_zone_is_blamed_on_its_site_under_pulumi_mocks(tmp_path: Path) -> None:
+    edit = ("cidr: 10.11.40.0/24, zone: guest-wifi}", "cidr: 10.11.40.0/24, zone: corporate}")
+    estate = copy_demo(tmp_path / "estate", {"sites.yaml": [edit]})
+    plan = network_plan(estate)
+    assert plan.loaded is not None
+    site_index = next(i for i, s in enumerate(plan.loaded.estate.sites)
+                      if any(v.cidr == "10.11.40.0/24" for v in s.vlans))
+    where = plan.loaded.where(("sites", site_index, "ranges"))
+    assert where is not None
+    found = blamed(plan, "infra.policy.untrusted_wifi_in_trusted_zone")
+    assert [(name, line) for name, line, _ in found] == [("sites.yaml", where[1])]
+    assert "10.11.40.0/24" in found[0][2]
