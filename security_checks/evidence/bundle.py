@@ -135,10 +135,9 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
     if loaded is not None and loaded.digest != run.estate_digest:
         raise SealError(f"run {run.id} assessed the estate {run.estate_dir} (digest {run.estate_digest[:12]}), not "
                         f"{loaded.root} (digest {loaded.digest[:12]}): seal it with the estate it assessed")
-    changed = store.verify_evidence(run.id)
-    if changed:
-        raise SealError(f"run {run.id}: its evidence is not as it committed, so it cannot be sealed: "
-                        + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
+    # Presence, sizes and nothing added, without reading the files: their contents are checked
+    # against the committed hashes once, on the copies in the bundle (_evidence_digests).
+    _refuse_changed(run.id, store.verify_evidence(run.id, contents=False))
     _bundles_dir(dest_root, store.home)
     finish_rotation(dest_root, keys_dir)
     key = keys.load_or_create(keys_dir)
@@ -153,8 +152,11 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
         data = build(store, run.id)
         render_into(data, store.evidence_dir(run.id), tmp)
         pause_at("seal:rendered")
-        withheld = _scrub(tmp) + [{"path": "evidence/" + e.path, "reason": e.withheld}
-                                  for e in data.evidence if e.withheld]
+        scrubbed = _scrub(tmp)
+        withheld = scrubbed + [{"path": "evidence/" + e.path, "reason": e.withheld}
+                               for e in data.evidence if e.withheld]
+        known = _evidence_digests(tmp, data.evidence, store.evidence_dir(run.id), run.id,
+                                  {w["path"] for w in scrubbed})
         previous = _previous(dest_root, exclude=run.id)
         if tsa_ca:
             write_new(tmp / TSA_CA, tsa_ca.read_bytes())
@@ -177,18 +179,50 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
             "timestamp": {"tsa_url": tsa_url} if tsa_url else None,
         }
         _sign_and_place(tmp, final, meta, key, verify_text(meta, tsa=bool(tsa_url), tsa_ca=bool(tsa_ca)), tsa_url,
-                        tsa_ca)
+                        tsa_ca, known)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
 
 
+def _refuse_changed(run_id: str, changed: list[str]) -> None:
+    if changed:
+        raise SealError(f"run {run_id}: its evidence is not as it committed, so it cannot be sealed: "
+                        + "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else ""))
+
+
+def _evidence_digests(tmp: Path, evidence: list[Any], source: Path, run_id: str,
+                      scrubbed: set[str]) -> dict[Path, str]:
+    """Hash every evidence file once, as copied into the bundle, and refuse any whose SHA-256 is not
+    the one the run committed. This is the store's integrity check (Store.verify_evidence) made on
+    the copy itself, so what is sealed is proven to be what the run committed, and the same digests
+    go into SHA256SUMS (sums_text) instead of reading the 1 GiB again."""
+    copies: dict[Path, Any] = {}
+    changed: list[str] = []
+    for e in evidence:
+        copy = tmp / "evidence" / e.path
+        if e.withheld or "evidence/" + e.path in scrubbed:
+            # Kept out of the bundle, but still part of the run, which must be all as committed.
+            if sha256_file(source / e.path) != e.sha256:
+                changed.append(f"{e.path}: changed since the run committed (SHA-256 differs)")
+        elif not copy.is_file() or copy.is_symlink():
+            changed.append(f"{e.path}: not copied into the bundle")
+        else:
+            copies[copy] = e
+    digests = _hash_all(list(copies))
+    changed += [f"{e.path}: changed since the run committed (SHA-256 differs)" for p, e in copies.items()
+                if digests[p] != e.sha256]
+    _refuse_changed(run_id, changed)
+    return digests
+
+
 def _sign_and_place(tmp: Path, final: Path, meta: dict[str, Any], key: Any, verify_txt: str,
-                    tsa_url: str | None = None, tsa_ca: Path | None = None) -> None:
+                    tsa_url: str | None = None, tsa_ca: Path | None = None,
+                    known: dict[Path, str] | None = None) -> None:
     write_new(tmp / META, json.dumps(meta, indent=2) + "\n")
     write_new(tmp / VERIFY, verify_txt)
-    sums = sums_text(tmp)
+    sums = sums_text(tmp, known)
     write_new(tmp / SUMS, sums)
     write_new(tmp / SIG, key.sign(sums.encode()))
     if tsa_url:
@@ -486,7 +520,10 @@ def scan_chain(root: Path, allow_partial: bool = False) -> VerifyResult:
     return res
 
 
-def sums_text(root: Path) -> str:
+def sums_text(root: Path, known: dict[Path, str] | None = None) -> str:
+    """SHA256SUMS for every file under root; `known` holds digests already taken of files under root
+    (the seal's evidence copies, hashed once and checked against the store), which are not re-read."""
+    known = known or {}
     listed = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
@@ -495,7 +532,7 @@ def sums_text(root: Path) -> str:
         if "\n" in rel or "\\" in rel:
             raise SealError(f"{rel!r}: file names with newlines or backslashes cannot be listed in SHA256SUMS")
         listed.append((rel, path))
-    digests = _hash_all([p for _, p in listed])
+    digests = {**_hash_all([p for _, p in listed if p not in known]), **known}
     return "".join(f"{digests[p]}  {rel}\n" for rel, p in listed)
 
 
@@ -694,8 +731,24 @@ def _follow(bundle: Path, result: VerifyResult, strict: bool = False) -> None:
         current, seq = prev_dir, earlier.seq
 
 
-def _verify_one(bundle: Path, strict: bool = False) -> VerifyResult:
+def check_sealed(bundle: Path, evidence: list[Any]) -> VerifyResult:
+    """The seal's own check of the bundle it just wrote, without reading the evidence a third time.
+
+    Everything verify checks of one bundle is checked (the signature over SHA256SUMS, the key and
+    bundle.json, every listed file present, nothing unlisted, every file other than the run's
+    evidence re-hashed), except that the evidence copies are checked by size against the run's
+    record instead of re-hashed. That is enough: their digests in SHA256SUMS were taken from those
+    very copies and matched to the hashes the run committed before the list was signed
+    (_evidence_digests), in a private directory only this user could write; re-hashing them here
+    would re-read the same 1 GiB to catch only a deliberate change by root in the seconds since,
+    which every auditor's `estate evidence verify` or `sha256sum -c` still catches.
+    """
+    return _verify_one(bundle, sized={"evidence/" + e.path: e.size for e in evidence if not e.withheld})
+
+
+def _verify_one(bundle: Path, strict: bool = False, sized: dict[str, int] | None = None) -> VerifyResult:
     res = VerifyResult(bundle)
+    sized = sized or {}
     sums_path = bundle / SUMS
     if not sums_path.is_file():
         res.problems.append(f"{SUMS}: missing: not a sealed bundle")
@@ -709,10 +762,13 @@ def _verify_one(bundle: Path, strict: bool = False) -> VerifyResult:
             continue
         listed[rel] = digest
     present = {rel: bundle / rel for rel in listed if (bundle / rel).is_file()}
-    digests = _hash_all(list(present.values()))
+    digests = _hash_all([p for rel, p in present.items() if rel not in sized])
     for rel, digest in sorted(listed.items()):
         if rel not in present:
             res.problems.append(f"{rel}: listed in {SUMS} but missing")
+        elif rel in sized:
+            if present[rel].stat().st_size != sized[rel]:
+                res.problems.append(f"{rel}: not the size the run committed")
         elif digests[present[rel]] != digest:
             res.problems.append(f"{rel}: content changed since sealing (SHA-256 differs)")
     for path in sorted(p for p in bundle.rglob("*") if p.is_file()):

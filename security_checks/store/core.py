@@ -557,8 +557,13 @@ class Store:
         # Between commit and rename (or after a kill there) the committed evidence is still staged.
         return staged if not final.exists() and staged.exists() else final
 
-    def verify_evidence(self, run_id: str) -> list[str]:
-        """Problems with a run's evidence on disk against the hashes recorded at commit (empty: intact)."""
+    def verify_evidence(self, run_id: str, contents: bool = True) -> list[str]:
+        """Problems with a run's evidence on disk against the hashes recorded at commit (empty: intact).
+
+        With contents=False only what needs no hashing is checked (every file present with its
+        recorded size, nothing added): for a caller that hashes the contents itself, as a seal does
+        while building its bundle (security_checks/evidence/bundle.py), so 1 GiB is not read twice.
+        """
         root = self.evidence_dir(run_id)
         problems = []
         listed = self.evidence_files(run_id)
@@ -566,10 +571,12 @@ class Store:
             path = root / e.path
             if not path.is_file():
                 problems.append(f"{e.path}: missing from {root}")
-            elif sha256_file(path) != e.sha256:
+            elif path.stat().st_size != e.size:
+                problems.append(f"{e.path}: changed since the run committed (size differs)")
+            elif contents and sha256_file(path) != e.sha256:
                 problems.append(f"{e.path}: changed since the run committed (SHA-256 differs)")
         names = {e.path for e in listed}
-        problems += [f"{e.path}: not part of the run as committed" for e in _index(root) if e.path not in names]
+        problems += [f"{rel}: not part of the run as committed" for rel in _names(root) if rel not in names]
         return problems
 
     def history(self, finding_id: str) -> list[tuple[str, str]]:
@@ -629,6 +636,14 @@ def _run_info(row: Any) -> RunInfo:
         assessed_on=date.fromisoformat(assessed) if assessed else None,
         selection=j("selection", {}), checks_run=j("checks_run", []), context=j("context", {}),
         rap_update=j("rap_update", {}), evidence_home=row["evidence_home"] if "evidence_home" in keys else "")
+
+
+def _names(root: Path) -> list[str]:
+    """The evidence files under root, by relative path, without reading them (see _index)."""
+    if not root.is_dir():
+        return []
+    return sorted(rel for p in root.rglob("*") if p.is_file() and not p.is_symlink()
+                  and (rel := p.relative_to(root).as_posix()) != MANIFEST)
 
 
 def _index(root: Path) -> list[EvidenceFile]:

@@ -170,13 +170,53 @@ def test_an_interrupted_seal_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
         loaded = demo_loaded()
         store, a, _b = make_two_runs(tmp_path / "home", loaded)
 
-        def interrupted(root: Path) -> str:
+        def interrupted(root: Path, known: object = None) -> str:
             raise KeyboardInterrupt
 
         monkeypatch.setattr("security_checks.evidence.bundle.sums_text", interrupted)
         with pytest.raises(KeyboardInterrupt):
             seal(store, a, tmp_path / "bundles", loaded, keys_dir=tmp_path / "keys")
     assert list((tmp_path / "bundles").iterdir()) == []
+
+
+def _flip_last_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-1] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ("same size", "scan/selftest.xml: changed since the run committed (SHA-256 differs)"),
+    ("grown", "scan/selftest.xml: changed since the run committed (size differs)"),
+    ("withheld", "devices/artifacts/x/command: changed since the run committed (SHA-256 differs)"),
+    ("added", "scan/planted.xml: not part of the run as committed"),
+    ("removed", "scan/selftest.xml: missing from"),
+])
+def test_evidence_changed_in_the_store_after_the_run_is_refused_at_seal(tmp_path: Path, change: str,
+                                                                        said: str) -> None:
+    """The seal hashes each evidence file once, on its copy in the bundle: a change the size does
+    not show (one byte flipped), in a file kept out of the bundle (withheld), or a file added or
+    removed must still be refused, with nothing left behind."""
+    with patched_catalogue(tmp_path):
+        loaded = demo_loaded()
+        store, _a, b = make_two_runs(tmp_path / "home", loaded)
+        ev = store.evidence_dir(b)
+        if change == "same size":
+            _flip_last_byte(ev / "scan/selftest.xml")
+        elif change == "grown":
+            with open(ev / "scan/selftest.xml", "ab") as fh:
+                fh.write(b"<!-- -->")
+        elif change == "withheld":
+            _flip_last_byte(ev / "devices/artifacts/x/command")
+        elif change == "added":
+            (ev / "scan/planted.xml").write_text("<nmaprun/>")
+        else:
+            (ev / "scan/selftest.xml").unlink()
+        with pytest.raises(SealError, match="its evidence is not as it committed") as refused:
+            seal(store, b, tmp_path / "bundles", loaded, keys_dir=tmp_path / "keys")
+    assert said in str(refused.value)
+    bundles = tmp_path / "bundles"   # refused before it is made, or emptied of the half-built bundle
+    assert not bundles.exists() or list(bundles.iterdir()) == []
 
 
 def test_cli_seal_and_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
