@@ -517,6 +517,36 @@ def untrusted_wifi_in_trusted_zone(resources: Sequence[PolicyResource]) -> Itera
                         "VLANs in a guest or public zone")
 
 
+SENSITIVE = "official-sensitive"
+CLASSIFICATION_TAG = "data-classification"
+
+
+def untrusted_wifi_to_sensitive(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """No firewall policy allow rule lets a guest or public Wi-Fi range reach a system marked
+    OFFICIAL-SENSITIVE (its spoke VNet's data-classification tag). Visitors' devices are unknown to the
+    council; OFFICIAL-SENSITIVE data is reached only from managed devices. Blamed on the system's spoke,
+    built from its entry in the LOB catalogue, whatever put the range in the rule."""
+    untrusted = _untrusted_by_site(resources)
+    spokes = [(vnet, _nets((vnet.props.get("addressSpace") or {}).get("addressPrefixes") or []))
+              for vnet in sorted(resources, key=lambda r: r.name)
+              if vnet.type == N + "VirtualNetwork" and _lower(vnet.tags.get(CLASSIFICATION_TAG)) == SENSITIVE]
+    if not untrusted or not spokes:
+        return
+    rules = [(collection, rule) for _group, collection, action, rule in _firewall_rules(resources)
+             if action == "allow"]
+    for vnet, space in spokes:
+        system = vnet.tags.get("system") or vnet.name
+        for net, site, _res in untrusted:
+            hits = sorted({f"{rule.get('name')!r} ({collection})" for collection, rule in rules
+                           if _overlap(_addresses(rule, "sourceAddresses")[1], [net])
+                           and (_addresses(rule, "destinationAddresses")[0]
+                                or _overlap(_addresses(rule, "destinationAddresses")[1], space))})
+            if hits:
+                yield vnet, (f"{site}'s guest/public Wi-Fi range {net} reaches OFFICIAL-SENSITIVE system {system} "
+                             f"through firewall policy allow rule(s) {', '.join(hits)}: only managed devices may "
+                             "reach OFFICIAL-SENSITIVE data")
+
+
 def _towards_psn(rule: Mapping[str, Any], psn: Sequence[Net]) -> bool:
     """Whether a firewall rule's destination is (or takes in) the PSN: psn_route_isolation's to judge."""
     dst_any, dests = _addresses(rule, "destinationAddresses")
@@ -586,4 +616,6 @@ RULES: list[Rule] = [
     Rule("infra.policy.untrusted_wifi_in_trusted_zone",
          "Guest and public Wi-Fi ranges in no private allow rule (never in a trusted zone)",
          stack=untrusted_wifi_in_trusted_zone),
+    Rule("infra.policy.untrusted_wifi_to_sensitive", "Guest and public Wi-Fi reach no OFFICIAL-SENSITIVE system",
+         stack=untrusted_wifi_to_sensitive),
 ]

@@ -52,7 +52,8 @@ def blamed(plan: Plan, check_id: str) -> list[tuple[str, int, str]]:
 
 @pytest.mark.parametrize("check_id", ["infra.policy.log_retention", "infra.policy.firewall_threat_intel_deny",
                                       "infra.policy.guest_ssid_segregation",
-                                      "infra.policy.untrusted_wifi_in_trusted_zone"])
+                                      "infra.policy.untrusted_wifi_in_trusted_zone",
+                                      "infra.policy.untrusted_wifi_to_sensitive"])
 def test_each_rule_is_registered_with_its_metadata(check_id: str) -> None:
     assert check_id in {r.check_id for r in RULES}
     assert check(check_id).remediation
@@ -219,3 +220,43 @@ def test_planted_guest_vlan_in_the_corporate_zone_is_blamed_on_its_site_under_pu
     found = blamed(plan, "infra.policy.untrusted_wifi_in_trusted_zone")
     assert [(name, line) for name, line, _ in found] == [("sites.yaml", where[1])]
     assert "10.11.40.0/24" in found[0][2]
+
+
+# ---- 5. guest or public Wi-Fi reaching a LOB system marked OFFICIAL-SENSITIVE ---------------------
+
+
+def _spoke(name: str, space: str, classification: str) -> PolicyResource:
+    return _res(T + "network:VirtualNetwork", f"vnet-{name}", {
+        "addressSpace": {"addressPrefixes": [space]},
+        "tags": {"system": name, "data-classification": classification}})
+
+
+def test_guest_wifi_reaching_an_official_sensitive_spoke_is_caught_on_the_system() -> None:
+    site = _vpn_site("depot", "10.11.40.0/24")
+    revs = _spoke("revs-benefits", "10.200.1.0/24", "OFFICIAL-SENSITIVE")
+    planning = _spoke("planning", "10.200.2.0/24", "OFFICIAL")
+    to_planning = _allow("lob-planning-flows-tcp", ["10.11.40.0/24"], ["10.200.2.0/24"])
+    assert list(nr.untrusted_wifi_to_sensitive([site, revs, planning, to_planning])) == []
+    corporate_only = _allow("lob-revs-flows-tcp", ["10.11.10.0/24"], ["10.200.1.0/24"])
+    assert list(nr.untrusted_wifi_to_sensitive([site, revs, corporate_only])) == []
+    to_revs = _allow("lob-revs-flows-tcp", ["10.11.10.0/24", "10.11.40.0/24"], ["10.200.1.0/24"])
+    ((res, message),) = nr.untrusted_wifi_to_sensitive([site, revs, planning, to_revs])
+    assert res is revs and "OFFICIAL-SENSITIVE system revs-benefits" in message and "10.11.40.0/24" in message
+
+
+def test_planted_guest_vlan_reaching_revenues_is_blamed_on_the_system_under_pulumi_mocks(
+        tmp_path: Path) -> None:
+    edit = ("cidr: 10.11.40.0/24, zone: guest-wifi}", "cidr: 10.11.40.0/24, zone: corporate}")
+    estate = copy_demo(tmp_path / "estate", {"sites.yaml": [edit]})
+    loaded = load_estate(estate, policy=False)
+    plan = run_plan(loaded)
+    sensitive = {lob.name: i for i, lob in enumerate(loaded.estate.lob_systems)
+                 if lob.classification.value == "OFFICIAL-SENSITIVE" and lob.address_space
+                 and lob.hosting.value != "saas" and "corporate" in lob.reachable_from}
+    assert "revs-benefits" in sensitive
+    found = blamed(plan, "infra.policy.untrusted_wifi_to_sensitive")
+    lines = {where[1] for i in sensitive.values() if (where := loaded.where(("lob_systems", i))) is not None}
+    assert len(lines) == len(sensitive)
+    assert {(name, line) for name, line, _ in found} == {("lob_systems.yaml", line) for line in lines}
+    assert all("10.11.40.0/24" in message for _, _, message in found)
+    assert any("revs-benefits" in message for _, _, message in found)
