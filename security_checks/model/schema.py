@@ -812,29 +812,32 @@ class ScanScope(Strict):
     _v_excl = field_validator("exclusions")(lambda v: [_check_host_or_cidr(c) for c in v])
 
     def minutes_left(self, day: Day, at: time) -> int | None:
-        """Minutes from `at` on `day` (Europe/London) until this scope's window closes, or None when
-        no window holds that moment; a scope without windows is open all week. The same reading of
-        windows as the scan's own refusal (scan/scope.py in_window): one running past midnight
-        belongs to the day it starts on."""
+        """Whole minutes from `at` on `day` (Europe/London) until this scope's window closes, or None
+        when no window holds that moment (to the second); a scope without windows is open all week.
+        The one reading of windows: the scan's refusal (scan/scope.py in_window) and the schedules
+        both use it. A window running past midnight belongs to the day it starts on."""
         if not self.windows:
             return 7 * 24 * 60
-        days = list(DAYS)
-        yesterday = days[(days.index(day) - 1) % 7]
-        t = at.hour * 60 + at.minute
+        yesterday = DAYS[(DAYS.index(day) - 1) % 7]
+
+        def secs(t: time) -> int:
+            return t.hour * 3600 + t.minute * 60 + t.second
+
+        t = secs(at)
         best: int | None = None
         for w in self.windows:
-            start, end = w.start.hour * 60 + w.start.minute, w.end.hour * 60 + w.end.minute
+            start, end = secs(w.start), secs(w.end)
             left = None
             if start < end:
                 if day in w.days and start <= t <= end:
                     left = end - t
             elif day in w.days and t >= start:
-                left = 24 * 60 - t + end
+                left = 24 * 3600 - t + end
             elif yesterday in w.days and t <= end:
                 left = end - t
             if left is not None and (best is None or left > best):
                 best = left
-        return best
+        return None if best is None else best // 60
 
 
 # --------------------------------------------------------------------------------------------

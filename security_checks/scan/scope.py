@@ -26,11 +26,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..model.loader import LoadedEstate
-from ..model.schema import ScanScope
+from ..model.schema import DAYS, ScanScope
 
 LONDON = ZoneInfo("Europe/London")
 PROFILES = ("discovery", "standard", "deep")
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LAB_NETNS_PREFIX = "est-"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -79,20 +78,8 @@ def _parse_targets(targets: list[str]) -> list[Network]:
 
 
 def in_window(scope: ScanScope, when: datetime) -> bool:
-    if not scope.windows:
-        return True
     local = when.astimezone(LONDON)
-    day = DAYS[local.weekday()]
-    yesterday = DAYS[(local.weekday() - 1) % 7]
-    t = local.time().replace(tzinfo=None)
-    for w in scope.windows:
-        if w.start < w.end:
-            if day in w.days and w.start <= t <= w.end:
-                return True
-        else:  # the window runs past midnight: it belongs to the day it starts on
-            if (day in w.days and t >= w.start) or (yesterday in w.days and t <= w.end):
-                return True
-    return False
+    return scope.minutes_left(DAYS[local.weekday()], local.time().replace(tzinfo=None)) is not None
 
 
 def authorise(loaded: LoadedEstate, targets: list[str] | None, *, scope_name: str | None = None,
