@@ -19,9 +19,10 @@ Examples:
   estate infra diagram --estate inventory/mycouncil --out psn/network.svg
   estate infra diagram --format json > psn/network.json # the data behind the drawing
 
-The drawing shows every site (trusted VLANs apart from guest/public Wi-Fi), its WAN link to the
-Azure hub, the firewall, the internet breakout (dashed green) and the PSN/SWAN connection (thick
-purple) with the zones allowed to reach it. Both images are written whole or not at all.
+The drawing shows every site (trusted VLANs apart from guest/public Wi-Fi and from the pupils' and
+device networks kept to their own zone), its WAN link to the Azure hub, the firewall, the internet
+breakout (dashed green) and the PSN/SWAN connection (thick purple) with the zones allowed to reach
+it. Both images are written whole or not at all.
 """
 
 

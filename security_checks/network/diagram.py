@@ -1,14 +1,15 @@
-"""The network diagram a PSN application needs: sites, WAN links, hubs, zones, the PSN connection
-and the internet breakout, drawn from the estate model (never hand-drawn, so never stale).
+"""The network diagram a PSN application needs: sites, WAN links, hubs, zones, the PSN connection and
+the internet breakout, drawn from the estate model (never hand-drawn, so never stale).
 
 `diagram_data(estate)` is the diagram as plain data (JSON for the PSN submission and for tools);
-`render(data, path)` draws it with Graphviz (`dot`) as SVG and PNG. The drawing is laid out left
-to right: sites -> the Azure hub(s) -> the internet breakout, the PSN and the Azure spokes. The
-PSN link is drawn thick and purple, the breakout dashed green, untrusted Wi-Fi in orange with
-"internet only" on it. Sites come grouped by kind, HQ first. A small estate draws each site as a
-box of its VLANs; past DETAILED_SITES sites (a council of 40+ sites drew one column 12,815 px
-tall) each site is one compact card, the cards of a kind in a grid of rows, and each kind joins
-its WAN hub with one line, so the drawing stays near A3 proportions and readable when printed.
+`render(data, path)` draws it with Graphviz (`dot`) as SVG and PNG. The drawing is laid out left to
+right: sites -> the Azure hub(s) -> the internet breakout, the PSN and the Azure spokes. The PSN
+link is drawn thick and purple, the breakout dashed green, untrusted Wi-Fi in orange with "internet
+only" on it, pupils' and device networks (kept to their own zone) in teal. Sites come grouped by
+kind, HQ first. A small estate draws each site as a box of its VLANs; past DETAILED_SITES sites (a
+council of 40+ sites drew one column 12,815 px tall) each site is one compact card, the cards of a
+kind in a grid of rows, and each kind joins its WAN hub with one line, so the drawing stays near A3
+proportions and readable when printed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsutil import SHARED_FILE, atomic_write
-from ..model.schema import Estate, Hosting, VlanPurpose, WanDesign, ZoneKind
+from ..model.schema import CONTROLLED_ZONES, Estate, Hosting, VlanPurpose, WanDesign, ZoneKind
 from .reach import psn_reach, vpn_sites, wifi_sites
 
 SCHEMA = "estate.network-diagram/1"
@@ -29,9 +30,17 @@ SCHEMA = "estate.network-diagram/1"
 COLOUR = {
     "trusted": "#dbe8f6", "trusted_edge": "#2c5d8f",
     "untrusted": "#fde3c8", "untrusted_edge": "#c25a00",
+    "segregated": "#cdeeea", "segregated_edge": "#1f6f6a",
     "psn": "#e7dcf3", "psn_edge": "#5b2a86",
     "breakout": "#2e7d32", "hub": "#eef3ee", "site": "#fafafa", "vpn": "#2c5d8f",
 }
+
+
+# Networks kept to their own zone: pupils never reach the council's zones, devices only their
+# controllers. Drawn apart from the trusted VLANs: a reviewer who saw a pupil VLAN coloured as
+# corporate would read it as trusted, which is the opposite of what the estate requires.
+SEGREGATED_PURPOSES = (VlanPurpose.PUPILS, VlanPurpose.IOT, VlanPurpose.BUILDING_MANAGEMENT, VlanPurpose.CCTV)
+SEGREGATED_ZONES = (ZoneKind.PUPIL, *CONTROLLED_ZONES)
 
 
 def _trust(purpose: VlanPurpose, zone_kind: ZoneKind | None) -> str:
@@ -39,6 +48,8 @@ def _trust(purpose: VlanPurpose, zone_kind: ZoneKind | None) -> str:
         return "psn"
     if purpose in (VlanPurpose.GUEST_WIFI, VlanPurpose.PUBLIC_WIFI) or zone_kind in (ZoneKind.GUEST, ZoneKind.PUBLIC):
         return "untrusted"
+    if purpose in SEGREGATED_PURPOSES or zone_kind in SEGREGATED_ZONES:
+        return "segregated"
     return "trusted"
 
 
@@ -171,6 +182,7 @@ def to_dot(data: dict[str, Any]) -> Any:
             wan = site["wan"]
             c.node(f"{sid}_router", f"{router}\n{wan['kind']} · {wan['provider']}", fillcolor="white")
             for trust, title in (("trusted", "trusted VLANs"), ("psn", f"{psn} DMZ"),
+                                 ("segregated", "segregated: pupils, devices (own zone only)"),
                                  ("untrusted", "guest / public Wi-Fi: internet only")):
                 vlans = [v for v in site["vlans"] if v["trust"] == trust]
                 if not vlans:
@@ -238,7 +250,9 @@ def to_dot(data: dict[str, Any]) -> Any:
     legend = ('<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="4">'
               '<TR><TD COLSPAN="2"><B>Legend</B></TD></TR>'
               f'<TR><TD BGCOLOR="{COLOUR["trusted"]}">   </TD><TD ALIGN="LEFT">'
-              'trusted VLANs (corporate, voice, servers, IoT, management)</TD></TR>'
+              'trusted VLANs (corporate, voice, servers, management)</TD></TR>'
+              f'<TR><TD BGCOLOR="{COLOUR["segregated"]}">   </TD><TD ALIGN="LEFT">segregated: pupils (never the '
+              "council's zones), IoT, building management, CCTV (their controllers only)</TD></TR>"
               f'<TR><TD BGCOLOR="{COLOUR["untrusted"]}">   </TD><TD ALIGN="LEFT">guest / public Wi-Fi: internet only, '
               f'never {_e(psn)}</TD></TR>'
               f'<TR><TD BGCOLOR="{COLOUR["psn"]}">   </TD><TD ALIGN="LEFT">{_e(psn)}: reachable only from the '

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from security_checks.cli.app import app
 from security_checks.model.loader import load_estate
-from security_checks.network.diagram import diagram_data
+from security_checks.network.diagram import COLOUR, diagram_data, to_dot
 
 from .conftest import DEMO, copy_demo
 
@@ -71,3 +71,16 @@ def test_diagram_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "sites.yaml" in result.output and not out.exists()
     result = runner.invoke(app, ["infra", "diagram", "--estate", str(DEMO), "--out", str(tmp_path / "d.txt")])
     assert result.exit_code == 2 and "--out" in result.output
+
+
+def test_pupil_and_device_vlans_are_drawn_segregated_not_trusted(tmp_path: Path) -> None:
+    """A Welsh council's schools: pupils' VLANs are kept from the council's zones and cameras and
+    building management reach only their controllers, so neither is drawn as a trusted VLAN."""
+    estate = load_estate(Path(__file__).resolve().parents[1] / "estates" / "cwm-tawel").estate
+    data = diagram_data(estate)
+    school = next(s for s in data["sites"] if s["name"] == "ysgol-gyfun-cwm-tawel")
+    trust = {v["name"]: v["trust"] for v in school["vlans"]}
+    assert trust["pupils"] == trust["building"] == trust["cctv"] == "segregated"
+    assert trust["staff"] == trust["netmgmt"] == "trusted" and trust["visitor"] == "untrusted"
+    dot = to_dot(data).source
+    assert "segregated: pupils" in dot and COLOUR["segregated"] in dot
