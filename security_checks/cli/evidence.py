@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,9 @@ from .common import (
     writing,
 )
 
+if TYPE_CHECKING:
+    from ..evidence.trust import Trust
+
 app = typer.Typer(
     help=("Evidence for auditors: sealed, signed bundles that standard tools can verify, archived where they "
           "cannot be changed.\n\nseal -> verify -> push. Each bundle holds the run's evidence files, its reports, "
@@ -32,6 +35,27 @@ app = typer.Typer(
     rich_markup_mode="rich", no_args_is_help=True,
 )
 
+
+
+TrustedKeysOpt = Annotated[list[Path], typer.Option(
+    "--trusted-keys", help="The trusted-keys file the security group publishes (repeatable). Default: "
+    "$ESTATE_TRUSTED_KEYS, else ESTATE_HOME/trusted-keys.txt if it exists. The home's own keys are always trusted.")]
+TrustFingerprintOpt = Annotated[list[str], typer.Option(
+    "--trust-fingerprint", "--fingerprint", help="Also trust this key (SHA-256 fingerprint), once you have confirmed "
+    "with the security group that it is theirs (repeatable).")]
+
+
+def _trust(home: Path, trusted_keys: list[Path], trust_fingerprint: list[str]) -> Trust:
+    """The keys trusted for this command (verify and push judge signers alike); a bad file exits 2."""
+    import os
+
+    from ..evidence.trust import ENV, TrustFileError
+    from ..evidence.trust import load as load_trust
+
+    try:
+        return load_trust(home, trusted_keys, trust_fingerprint, env_file=os.environ.get(ENV))
+    except TrustFileError as exc:
+        usage_error(str(exc))
 
 @app.command(epilog=("Examples:\n\n  estate evidence seal\n\n  estate evidence seal --run 20261122T0505\n\n"
                      "  estate evidence seal --tsa-url https://tsa.example.org/tsr --tsa-ca tsa-ca.pem"))
@@ -94,13 +118,8 @@ def verify(
     bundles: list[Path] = typer.Argument(None, help="Bundle directories to check (a directory of bundles checks "
                                          "its newest). Default: the latest bundle in ESTATE_HOME/bundles."),
     home: HomeOpt = DEFAULT_HOME,
-    trusted_keys: list[Path] = typer.Option([], "--trusted-keys", help="The trusted-keys file the security group "
-                                            "publishes (repeatable). Default: $ESTATE_TRUSTED_KEYS, else "
-                                            "ESTATE_HOME/trusted-keys.txt if it exists. The home's own keys are "
-                                            "always trusted."),
-    trust_fingerprint: list[str] = typer.Option([], "--trust-fingerprint", "--fingerprint",
-                                                help="Also trust this key (SHA-256 fingerprint), once you have "
-                                                "confirmed with the security group that it is theirs (repeatable)."),
+    trusted_keys: TrustedKeysOpt = [],  # noqa: B006 (typer reads the default; never mutated)
+    trust_fingerprint: TrustFingerprintOpt = [],  # noqa: B006
     strict: bool = typer.Option(False, "--strict", help="For auditors: nothing excused. The whole chain from "
                                 "bundle 1 must be there with no gap, the newest bundle in the directory is checked "
                                 "too, legacy bundles and unchecked timestamps fail."),
@@ -123,19 +142,12 @@ def verify(
     bundle) fails. Exit 0 when every bundle verifies, 1 when any does not, 2 on bad usage (a path
     that is not a directory, an unreadable trusted-keys file).
     """
-    import os
-
     from ..evidence.bundle import META, latest_bundle
     from ..evidence.bundle import verify as do_verify
-    from ..evidence.trust import ENV, TrustFileError
-    from ..evidence.trust import load as load_trust
 
     if strict and (allow_partial_chain or not chain):
         usage_error("--strict checks the whole chain: it cannot be combined with --allow-partial-chain or --no-chain")
-    try:
-        trust = load_trust(home, trusted_keys, trust_fingerprint, env_file=os.environ.get(ENV))
-    except TrustFileError as exc:
-        usage_error(str(exc))
+    trust = _trust(home, trusted_keys, trust_fingerprint)
     if not bundles:
         latest = latest_bundle(home / "bundles")
         if latest is None:
@@ -245,19 +257,23 @@ def push(
                                               "windows.net)."),
     retain_days: int = typer.Option(2555, "--retain-days", min=1, help="Retention per object, in days (seven years "
                                     "by default): S3 COMPLIANCE retain-until, Azure locked immutability expiry."),
+    trusted_keys: TrustedKeysOpt = [],  # noqa: B006 (typer reads the default; never mutated)
+    trust_fingerprint: TrustFingerprintOpt = [],  # noqa: B006
     home: HomeOpt = DEFAULT_HOME,
     wait: WaitOpt = 0.0,
     format: FormatOpt = Format.TEXT,
 ) -> None:
     """Archive sealed bundles: S3 with Object Lock, Azure Blob with locked immutability policies, or a directory.
 
-    Each bundle is verified before it is sent. Objects are locked as they are written, and each
-    lock is read back (GetObjectRetention and HeadObject): the date recorded is the one the server
-    reports. An object already in the bucket is accepted only if its content is the same and it is
-    COMPLIANCE-locked; a shorter lock is lengthened, never shortened; GOVERNANCE or no lock is a
-    conflict. When S3 cannot be reached the bundles wait in ESTATE_HOME/spool/ and the next push
-    sends them; a bundle already archived is never sent again. Credentials come from the usual AWS
-    environment variables or profile and are never printed.
+    Each bundle is verified before it is sent, its signer judged as `estate evidence verify` judges it:
+    a bundle signed by a key the council does not trust (not this home's, not in the trusted-keys file,
+    not named with --trust-fingerprint) is refused, so a forged bundle never gets a seven-year lock.
+    Objects are locked as they are written, and each lock is read back (GetObjectRetention and
+    HeadObject): the date recorded is the one the server reports. An object already in the bucket is
+    accepted only if its content is the same and it is COMPLIANCE-locked; a shorter lock is lengthened,
+    never shortened; GOVERNANCE or no lock is a conflict. When S3 cannot be reached the bundles wait in
+    ESTATE_HOME/spool/ and the next push sends them; a bundle already archived is never sent again.
+    Credentials come from the usual AWS environment variables or profile and are never printed.
 
     Azure (--azure-account): each blob is written once (If-None-Match: *) with its own immutability
     policy, mode Locked, expiring --retain-days from now; then read back, its content hashed and its
@@ -275,6 +291,7 @@ def push(
     for b in bundles or []:
         if not b.is_dir():
             usage_error(f"{b}: not a directory")
+    trust = _trust(home, trusted_keys, trust_fingerprint)
     with writing(home, "estate evidence push", wait):
         store = open_store(home)
         archive: Archive = _archive(home, to, bucket, endpoint, prefix, region, azure_account, container,
@@ -283,7 +300,7 @@ def push(
             root = home / "bundles"
             found = root.iterdir() if root.is_dir() else iter(())
             bundles = sorted(p for p in found if p.is_dir() and not p.name.startswith("."))
-        outcomes = do_push(store, archive, bundles)
+        outcomes = do_push(store, archive, bundles, trust)
     if format is Format.JSON:
         emit_json({"destination": archive.destination, "bundles": [o.__dict__ for o in outcomes]})
     else:

@@ -68,7 +68,9 @@ def link_to(bundle: Path) -> dict[str, str]:
 
 
 def home_with_bundles(bundles: Path, home: Path) -> Path:
-    """A new home holding copies of these bundles and an empty store (no runs: push needs none).
+    """A new home holding copies of these bundles, an empty store (no runs: push needs none) and a
+    trusted-keys file naming the keys that signed them, as the security group publishes it (push
+    refuses a bundle whose signer the home does not trust).
 
     Tests never point the CLI at the sealed fixture's own home: that store stays open all module
     long, and a store open in this process would hold up the CLI's own opening of it.
@@ -77,4 +79,8 @@ def home_with_bundles(bundles: Path, home: Path) -> Path:
 
     shutil.copytree(bundles, home / "bundles")
     Store(home).close()
+    signers = sorted({json.loads(meta.read_text())["signing_key"]["sha256_fingerprint"]
+                      for meta in (home / "bundles").glob("*/bundle.json")})
+    listed = "".join(f"{fp}  the keys that sealed the test bundles\n" for fp in signers)
+    (home / "trusted-keys.txt").write_text("# estate-trusted-keys/1\n" + listed)
     return home

@@ -242,3 +242,25 @@ def test_verify_txt_shows_how_to_catch_a_file_added_after_sealing(sealed: Simple
     assert standard.returncode == 0   # what sha256sum alone cannot show
     caught = subprocess.run(["bash", "-c", cmd], cwd=copy, capture_output=True, text=True, check=False)
     assert caught.returncode == 1 and "evidence/planted.xml" in caught.stdout
+
+
+def test_push_refuses_a_bundle_whose_signer_is_not_trusted(copies: SimpleNamespace, tmp_path: Path) -> None:
+    """A forged bundle must not reach the archive: there it would be locked for seven years beside
+    the real ones, and an auditor reading the archive would meet it first."""
+    archive = tmp_path / "archive"
+    evil_fp = resign_with(copies.second, Ed25519PrivateKey.generate())
+    code, stdout, out = cli("evidence", "push", "--home", str(copies.home), "--to", str(archive),
+                            "--format", "json")
+    assert code == 1, out
+    states = {b["bundle"]: (b["state"], b["detail"]) for b in json.loads(stdout)["bundles"]}
+    assert states[copies.first.name][0] == "pushed"
+    state, detail = states[copies.second.name]
+    assert state == "refused" and evil_fp in detail and "not trusted" in detail
+    assert not (archive / copies.second.name).exists()
+    # Once the security group confirms the key out of band, the same push sends it.
+    code, stdout, out = cli("evidence", "push", "--home", str(copies.home), "--to", str(archive),
+                            "--trust-fingerprint", evil_fp, "--format", "json")
+    assert code == 0, out
+    states = {b["bundle"]: (b["state"], b["detail"]) for b in json.loads(stdout)["bundles"]}
+    assert states[copies.second.name][0] == "pushed" and states[copies.first.name][0] == "already"
+    assert (archive / copies.second.name / SUMS).is_file()
