@@ -97,6 +97,15 @@ def check(check_id: str) -> CheckMeta:
         raise KeyError(f"no metadata for check {check_id!r}: add it to the checks.yaml beside the code") from None
 
 
+@cache
+def _base_score(vector: str) -> float:
+    """A CVSS v3 vector's base score, parsed once per distinct vector (a scan repeats a few over
+    thousands of findings)."""
+    from cvss import CVSS3
+
+    return float(CVSS3(vector).scores()[0])
+
+
 def make_finding(
     check_id: str,
     asset: str,
@@ -123,9 +132,7 @@ def make_finding(
     score = None
     sev = severity or meta.severity
     if vector:
-        from cvss import CVSS3
-
-        score = float(CVSS3(vector).scores()[0])
+        score = _base_score(vector)
         if severity is None:
             sev = Severity.from_cvss(score)
     if status is Status.PASS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import date, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
@@ -78,6 +79,10 @@ class EvidenceRef(BaseModel):
     sha256: str | None = None
 
 
+# A run asks a finding's id a dozen times (waivers, duplicates, the RAP transition, the commit, the
+# verdicts): remembered for the ids of a large run, not recomputed with SHA-256 each time. Bounded,
+# so a long-lived process (estate serve) does not keep every id it ever saw.
+@lru_cache(maxsize=1 << 16)
 def finding_id(check_id: str, asset: str, key: str = "") -> str:
     digest = hashlib.sha256(f"{check_id}\0{asset}\0{key}".encode()).hexdigest()
     return f"F-{digest[:16]}"

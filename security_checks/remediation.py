@@ -9,7 +9,7 @@ the store does not have and no run is half-applied.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 STATUSES = ("open", "mitigated", "accepted", "closed")
@@ -40,8 +40,10 @@ class RapItem:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("history")
+        # Field by field, not dataclasses.asdict: asdict deep-copies every value, and a first
+        # assessment (or an ITHC import) writes tens of thousands of items; the two containers
+        # become JSON text here anyway.
+        d = {name: getattr(self, name) for name in _ROW_FIELDS}
         d["acceptance"] = json.dumps(self.acceptance) if self.acceptance else None
         d["retest_evidence"] = json.dumps(self.retest_evidence)
         return d
@@ -52,6 +54,9 @@ class RapItem:
         d["acceptance"] = json.loads(d["acceptance"]) if d["acceptance"] else None
         d["retest_evidence"] = json.loads(d["retest_evidence"] or "[]")
         return cls(**d)
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(RapItem) if f.name != "history")
 
 
 @dataclass

@@ -169,6 +169,7 @@ def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX), Nessus v2
     exit 2, and nothing is stored. An import never closes a RAP item: it is not a full-scope run.
     """
     from ..jobs import SCAN_IMPORT
+    from ..runner import collections_deferred
     from ..scan.imports import parse_file
     from ..scan.intake import open_scan, read_capped, read_file
     from ..scan.nmapxml import BadScanXml
@@ -180,7 +181,8 @@ def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX), Nessus v2
     source = "standard input" if str(file) == "-" else str(file)
     try:
         data = read_capped(sys.stdin.buffer, source) if str(file) == "-" else read_file(file)
-        parsed = parse_file(open_scan(data, source))   # bad input: refused before a run opens
+        with collections_deferred():   # tens of thousands of results: see runner.collections_deferred
+            parsed = parse_file(open_scan(data, source))   # bad input: refused before a run opens
     except OSError as exc:
         usage_error(f"{file}: cannot read ({exc.strerror or exc})")
     except BadScanXml as exc:

@@ -325,7 +325,7 @@ class Store:
         """
         root = self.runs_dir / run_id
         try:
-            doc = json.loads((root / MANIFEST).read_text())
+            doc = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise StoreError(f"{root / MANIFEST}: cannot adopt run {run_id} ({exc})") from None
         row = dict(doc["run"])
@@ -385,10 +385,13 @@ class Store:
         _check_citations(c.findings, evidence)
         finished = now()
         manifest = {"format": "estate-run/1", "run": self._run_row(c, finished),
-                    "findings": [f.model_dump(mode="json") for f in c.findings],
                     "verdicts": [v.model_dump(mode="json") for v in c.verdicts],
                     "evidence": [e.__dict__ for e in evidence]}
-        atomic_write(w.staging / MANIFEST, json.dumps(manifest, default=str), durable=False)
+        # The findings as pydantic writes them, joined in: the same JSON as dumping their dicts, at a
+        # fraction of the cost for a run of tens of thousands (an ITHC import).
+        text = json.dumps(manifest, default=str)
+        text = text[:-1] + ', "findings": [' + ", ".join(f.model_dump_json() for f in c.findings) + "]}"
+        atomic_write(w.staging / MANIFEST, text, durable=False)
         fsync_tree(w.staging)
         pause_at("commit:before-transaction")
         update = RapUpdate()

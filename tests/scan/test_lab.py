@@ -121,3 +121,20 @@ def test_a_refused_target_sends_nothing(lab, tmp_path):
                                       str(lab["home"])])
     assert result.exit_code == 2 and "exclusion" in result.output
     assert _packets("est-scan") == before
+
+
+def test_the_demo_feed_adds_version_findings_and_leaves_the_planted_faults_as_they_were(scanned, lab, loaded):
+    """As `estate scan --scope lab` and `estate assess` run it: with the estate's own advisory feed
+    (inventory/demo/advisories.json, whose cpe entries match the lab's nginx and OpenSSH banners)."""
+    from security_checks.cli.scan import knowledge
+
+    out = Runner(loaded, lab["home"]).run(Job("scan", (NETWORK,), "lab scan"), harness=IN_USE,
+                                          options={"knowledge": knowledge(loaded, None)})
+    before = {(f.check_id, f.asset, f.key): f for f in scanned["findings"]}
+    got = {(f.check_id, f.asset, f.key): f for f in out.findings}
+    for e in _expectations("scan"):
+        assert (got[e].status, got[e].severity) == (before[e].status, before[e].severity), e
+    added = {k for k, f in got.items() if f.failing} - {k for k, f in before.items() if f.failing}
+    assert added and {k[0] for k in added} <= {"scan.vulnerable_version", "scan.eol_product"}
+    cves = {c for k in added for c in got[k].details.get("cves", [])}
+    assert {"CVE-2023-44487", "CVE-2024-6387"} <= cves
