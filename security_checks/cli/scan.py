@@ -210,7 +210,7 @@ def _print_flows(flows: list[dict[str, Any]], everything: bool) -> None:
         show.print("declared, applied and observed agree on every flow")
         return
     show.print(("every flow" if everything else "flows where declared, applied and observed disagree")
-               + ": declared | applied | observed | disagrees")
+               + ": declared | applied | observed | disagrees", soft_wrap=True, markup=False)
     for f in shown:
         line = (f"  {f['src_zone']}@{f['src_site']} -> {f['dst_name']} ({f['dst']}) {f['protocol']}/{f['port']}: "
                 f"{f['declared']} | {f['applied'] or '-'} | {f['observed']} | {f['disagrees'] or 'none'}")
@@ -244,7 +244,8 @@ def matrix(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, format
         print_steps(outcome.run.steps)
         raise typer.Exit(2)
     if format is Format.TEXT:
-        show.print("from \\ to: reachable/probes (breaches) [declared allow, applied accept, disagreements]")
+        show.print("from \\ to: reachable/probes (breaches) [declared allow, applied accept, disagreements]",
+                   soft_wrap=True, markup=False)
         for src, row in m["zones"].items():
             cells = ", ".join(f"{dst} {c['reachable']}/{c['probes']}"
                               + (f" ({c['breaches']}!)" if c["breaches"] else "")
