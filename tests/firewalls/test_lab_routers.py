@@ -99,6 +99,7 @@ def test_the_demo_assessment_audits_the_firewalls_and_the_report_and_control_mat
     """`make demo` runs `estate assess`: its firewall audit step reads the lab routers back, and the
     report's findings, its control matrix and the segregation table show what it and the matrix found."""
     from security_checks.jobs import ASSESS
+    from security_checks.store import Store
 
     assert {"firewalls", "firmware", "segregation"} <= {s.name for s in ASSESS.steps}
     out = tmp_path / "report"
@@ -108,7 +109,8 @@ def test_the_demo_assessment_audits_the_firewalls_and_the_report_and_control_mat
     doc = json.loads(p.stdout)
     steps = {s["name"]: s["status"] for s in doc["steps"]}
     assert steps["firewalls"] == steps["segregation"] == "ran", doc["steps"]
-    findings = doc["findings"]
+    with Store(lab_home) as store:   # what the run stored, read back
+        findings = [f.model_dump(mode="json") for f in store.findings(doc["run"])]
     extra = next(f for f in findings if f["check_id"] == "firewalls.rule_extra" and f["status"] == "fail"
                  and "PLANTED FAULT guest-to-file-shares" in str(f["observed"]))
     router = next(f for f in findings if f["check_id"] == "scan.segregation_disagreement"
