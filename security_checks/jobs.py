@@ -27,7 +27,7 @@ DRIFT_CHECKS = ("scan.undeclared_*", "scan.declared_service_*", "scan.weak_*", "
                 "scan.management_exposed", "scan.http_headers", "scan.certificate", "scan.vulnerable_version",
                 "scan.eol_product")
 IMPORT_CHECKS = (*DRIFT_CHECKS, "scan.ithc_result", "scan.host_out_of_scope")
-SEGREGATION_CHECKS = ("scan.segregation_breach", "scan.management_exposed")
+SEGREGATION_CHECKS = ("scan.segregation_breach", "scan.management_exposed", "scan.segregation_disagreement")
 
 SELFTEST = Step("selftest-scan", selftest_scan, "self-test scan of the declared loopback services", DRIFT_CHECKS)
 NETWORK = Step("network-scan", network_scan, "network scan of the scan scopes from the scanner vantages",

@@ -195,10 +195,47 @@ def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX), Nessus v2
                             "hosts": parsed.hosts}, fail_on)
 
 
-@app.command(epilog="Examples:\n\n  sudo estate scan matrix\n\n  sudo estate scan matrix --format json | jq .breaches")
+VERDICT_COLUMNS = ("declared", "applied", "observed", "disagrees")
+
+
+def _flow_rows(flows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each flow with its three verdicts (declared policy, applied ruleset, observed probe) and the odd one out."""
+    keys = ("src_zone", "src_site", "src", "dst_name", "dst", "dst_zone", "protocol", "port", "declared",
+            "declared_rule", "declared_where", "applied", "applied_firewall", "applied_rule", "observed", "reply",
+            "disagrees", "disagreement")
+    return [{k: f.get(k) for k in keys} for f in flows]
+
+
+def _print_flows(flows: list[dict[str, Any]], everything: bool) -> None:
+    shown = [f for f in flows if everything or f.get("disagrees")]
+    if not shown:
+        show.print("declared, applied and observed agree on every flow")
+        return
+    show.print(("every flow" if everything else "flows where declared, applied and observed disagree")
+               + ": declared | applied | observed | disagrees", soft_wrap=True, markup=False)
+    for f in shown:
+        line = (f"  {f['src_zone']}@{f['src_site']} -> {f['dst_name']} ({f['dst']}) {f['protocol']}/{f['port']}: "
+                f"{f['declared']} | {f['applied'] or '-'} | {f['observed']} | {f['disagrees'] or 'none'}")
+        if f.get("disagrees"):
+            line += (f"\n      {f['disagreement']}\n      declared: {f['declared_rule']}"
+                     + (f" ({f['declared_where']})" if f.get("declared_where") else "")
+                     + f"; router {f['applied_firewall'] or '-'}: {f['applied_rule'] or '-'}")
+        show.print(line, soft_wrap=True, markup=False)
+
+
+@app.command(epilog="Examples:\n\n  sudo estate scan matrix\n\n  sudo estate scan matrix --all-flows\n\n"
+                    "  sudo estate scan matrix --format json | jq .breaches\n\n"
+                    "  sudo estate scan matrix --format json | jq '.flows[] | select(.disagrees != \"\")'")
 def matrix(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, format: FormatOpt = Format.TEXT,
-           fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0) -> None:
-    """Segregation matrix of the lab: scapy probes from every zone to every other, against the policy."""
+           fail_on: FailOnOpt = FailOn.HIGH, wait: WaitOpt = 0.0,
+           all_flows: Annotated[bool, typer.Option("--all-flows", help="List every flow with its three verdicts, "
+                                                                       "not only those that disagree.")] = False,
+           ) -> None:
+    """Segregation matrix of the lab: scapy probes from every zone to every other, each flow judged three ways.
+
+    declared: the estate's firewall policy; applied: the ruleset each router on the path holds, read
+    back (nft -j list ruleset) and evaluated; observed: the probe. `disagrees` names the odd one out.
+    """
     from ..jobs import SCAN_MATRIX
 
     loaded = load_or_exit(estate)
@@ -209,12 +246,20 @@ def matrix(estate: EstateOpt = DEMO_ESTATE, home: HomeOpt = DEFAULT_HOME, format
         print_steps(outcome.run.steps)
         raise typer.Exit(2)
     if format is Format.TEXT:
-        show.print("from \\ to: reachable/probes (breaches)")
+        show.print("from \\ to: reachable/probes (breaches) [declared allow, applied accept, disagreements]",
+                   soft_wrap=True, markup=False)
         for src, row in m["zones"].items():
             cells = ", ".join(f"{dst} {c['reachable']}/{c['probes']}"
-                              + (f" ({c['breaches']}!)" if c["breaches"] else "") for dst, c in row.items())
+                              + (f" ({c['breaches']}!)" if c["breaches"] else "")
+                              + f" [{c['declared_allow']}, {c['applied_accept']}"
+                              + (f", {c['disagreements']}!]" if c["disagreements"] else "]") for dst, c in row.items())
             show.print(f"  {src}: {cells}", soft_wrap=True, markup=False)
-    _done(outcome, format, {"breaches": m["breaches"], "zones": m["zones"]}, fail_on)
+        for name, r in m.get("rulesets", {}).items():
+            if not r["read"]:
+                show.print(f"  {name}: applied ruleset not read ({r['why']})", soft_wrap=True, markup=False)
+        _print_flows(m["flows"], all_flows)
+    _done(outcome, format, {"breaches": m["breaches"], "zones": m["zones"], "disagreements": m["disagreements"],
+                            "rulesets": m.get("rulesets", {}), "flows": _flow_rows(m["flows"])}, fail_on)
 
 
 @app.command(epilog="Examples:\n\n  sudo estate scan site central-library")

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..nft_ruleset import term, value_text
+
 ANY = "any"
 
 
@@ -140,35 +142,25 @@ COMMENT_ID = re.compile(r"^(\S+)\s")
 
 
 def _nft_match(expr: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a rule matches and does, from its libnftables JSON expression list."""
+    """What a rule matches and does, from its libnftables JSON expression list (read by nft_ruleset)."""
     out: dict[str, Any] = {"saddr": set(), "daddr": set(), "service": set(), "verdict": None, "log": False,
                            "counter": None, "iif": set(), "oif": set()}
     for e in expr:
         if "match" in e:
-            left, right = e["match"].get("left", {}), e["match"].get("right")
-            op = e["match"].get("op", "==")
-            payload = left.get("payload", {}) if isinstance(left, dict) else {}
-            field_ = payload.get("field")
-            value = right
-            if isinstance(value, str) and value.startswith("@"):
-                value = value
-            elif isinstance(value, dict) and "set" in value:
-                value = ",".join(_nft_value(v) for v in value["set"])
-            else:
-                value = _nft_value(value)
-            text = f"{'!' if op == '!=' else ''}{value}"
-            if field_ == "saddr":
-                out["saddr"].add(text)
-            elif field_ == "daddr":
-                out["daddr"].add(text)
+            t = term(e["match"])
+            value = t.value if isinstance(t.value, str) and t.value.startswith("@") else value_text(t.value)
+            text = f"{'!' if t.op == '!=' else ''}{value}"
+            proto, _, field_ = t.subject.partition(" ")
+            if proto in ("ip", "ip6") and field_ in ("saddr", "daddr"):
+                out[field_].add(text)
             elif field_ == "dport":
-                out["service"].add(f"{payload.get('protocol')}/{value}")
-            elif isinstance(left, dict) and "meta" in left and left["meta"].get("key") == "l4proto":
+                out["service"].add(f"{proto}/{value}")
+            elif t.subject == "meta l4proto":
                 out["service"].add(f"{value}/*")
-            elif isinstance(left, dict) and "meta" in left and left["meta"].get("key") in ("iifname", "oifname"):
-                out["iif" if left["meta"]["key"] == "iifname" else "oif"].add(text)
-            elif isinstance(left, dict) and "ct" in left:
-                out["service"].add(f"ct {left['ct'].get('key')} {text}")
+            elif t.subject in ("meta iifname", "meta oifname"):
+                out["iif" if t.subject == "meta iifname" else "oif"].add(text)
+            elif proto == "ct":
+                out["service"].add(f"ct {field_} {text}")
         elif "accept" in e:
             out["verdict"] = "accept"
         elif "drop" in e or "reject" in e:
@@ -179,14 +171,6 @@ def _nft_match(expr: list[dict[str, Any]]) -> dict[str, Any]:
             c = e["counter"]
             out["counter"] = int(c.get("packets", 0)) if isinstance(c, dict) else None
     return out
-
-
-def _nft_value(v: Any) -> str:
-    if isinstance(v, dict) and "prefix" in v:
-        return f"{v['prefix']['addr']}/{v['prefix']['len']}"
-    if isinstance(v, dict) and "range" in v:
-        return f"{v['range'][0]}-{v['range'][1]}"
-    return str(v)
 
 
 def from_nft(firewall: str, ruleset: dict[str, Any]) -> Running:

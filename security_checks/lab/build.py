@@ -36,7 +36,7 @@ from ..model.loader import LoadedEstate
 from ..procs import pid_alive
 from . import nftables
 from .listeners import ListenerSpec
-from .topology import PREFIX, SWITCH_NS, Lab, Listener, build_lab
+from .topology import PREFIX, SWITCH_NS, Bypass, Lab, Listener, build_lab
 
 LISTENER_MODULE = "security_checks.lab.listeners"
 
@@ -233,6 +233,8 @@ def _build(lab: Lab, loaded: LoadedEstate, d: Path, say: Any) -> None:
         for rng in t["remote_ranges"].split(","):
             _ip("route", "add", rng, "via", t["b_addr"], netns=t["a_ns"])
         _ip("route", "add", "default", "via", t["a_addr"], netns=t["b_ns"])
+    for i, bp in enumerate(lab.bypasses):
+        _plant_bypass(lab, i, bp)
     say(f"{len(lab.segments)} segments linked")
     # The routers are configured the way a real site router is: the nftables_gateway role, through
     # Ansible, from the estate's declared policy (lab/nftables.py says how it enters the namespaces).
@@ -242,6 +244,28 @@ def _build(lab: Lab, loaded: LoadedEstate, d: Path, say: Any) -> None:
     except nftables.RouterConfigError as exc:
         raise LabError(str(exc)) from None
     say("firewall rulesets applied by Ansible")
+
+
+def _plant_bypass(lab: Lab, i: int, bp: Bypass) -> None:
+    """A dual-homed device (faults.yaml, bypass-host): a leg on each segment, forwarding and NATing, and
+    the source segment's hosts routed to the target through it, so the firewall never sees the flow."""
+    r = _in_ns(bp.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    if r.returncode != 0:
+        raise LabError(f"{bp.netns}: cannot enable forwarding: {r.stderr.strip()}")
+    legs = ((f"est-x{i}a", lab.segment(bp.from_segment), bp.from_address),
+            (f"est-x{i}b", lab.segment(bp.to_segment), bp.to_address))
+    for name, seg, addr in legs:
+        _ip("link", "add", f"{name}s", "type", "veth", "peer", "name", name, "netns", bp.netns, netns=SWITCH_NS)
+        _ip("link", "set", f"{name}s", "master", seg.bridge, "up", netns=SWITCH_NS)
+        _ip("addr", "add", f"{addr}/{seg.cidrs[0].split('/')[1]}", "dev", name, netns=bp.netns)
+        _ip("link", "set", name, "up", netns=bp.netns)
+    nat = _in_ns(bp.netns, "nft", "add table ip bypass; add chain ip bypass post { type nat hook postrouting "
+                 f"priority srcnat; }}; add rule ip bypass post oifname est-x{i}b masquerade")
+    if nat.returncode != 0:
+        raise LabError(f"{bp.netns}: cannot plant the bypass NAT: {nat.stderr.strip()}")
+    src = lab.segment(bp.from_segment)
+    assert src.netns
+    _ip("route", "add", f"{bp.target}/32", "via", bp.from_address, netns=src.netns)
 
 
 def _contains(cidr: str, address: str) -> bool:

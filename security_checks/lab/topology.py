@@ -80,6 +80,19 @@ class FirewallNode:
 
 
 @dataclass
+class Bypass:
+    """A planted dual-homed device: a leg on two segments, routing (and NATing) round their firewall."""
+
+    fault: str
+    netns: str
+    from_segment: str      # segment key
+    from_address: str      # its leg there (the route the source segment's hosts are given)
+    to_segment: str
+    to_address: str        # its leg on the far segment
+    target: str            # the one address the source segment reaches through it
+
+
+@dataclass
 class Lab:
     hub_site: str
     segments: list[Segment]
@@ -87,6 +100,7 @@ class Lab:
     transit: list[dict[str, str]]   # links between firewalls: a_ns, a_addr, b_ns, b_addr, cidr
     scanners: dict[str, list[str]]  # scanner netns -> segment keys
     faults: list[dict[str, Any]]
+    bypasses: list[Bypass] = field(default_factory=list)
 
     # The shape the scan engine's segregation matrix needs (security_checks/scan/vantage.ProbeNetwork).
     @property
@@ -103,7 +117,7 @@ class Lab:
 
     def namespaces(self) -> list[str]:
         names = [SWITCH_NS, *(f.netns for f in self.firewalls), *(s.netns for s in self.segments if s.netns),
-                 *self.scanners]
+                 *self.scanners, *(b.netns for b in self.bypasses)]
         return list(dict.fromkeys(names))
 
     def segment(self, key: str) -> Segment:
@@ -256,13 +270,13 @@ def build_lab(estate: Estate, faults: list[dict[str, Any]] | None = None) -> Lab
         transit.append({"a_ns": f"{PREFIX}{hub.firewall}", "a_addr": str(a), "b_ns": f"{PREFIX}{small.firewall}",
                         "b_addr": str(b), "cidr": str(t), "remote_ranges": ",".join(small.ranges)})
 
-    _apply_faults(segments, firewalls, faults)
+    bypasses = _apply_faults(segments, firewalls, faults)
     scanners: dict[str, list[str]] = {}
     for s in segments:
         if s.scanner:
             scanners.setdefault(s.scanner, []).append(s.key)
     return Lab(hub_site=hub.name, segments=segments, firewalls=firewalls, transit=transit, scanners=scanners,
-               faults=faults)
+               faults=faults, bypasses=bypasses)
 
 
 def _segment_for(segments: list[Segment], address: str) -> Segment | None:
@@ -273,11 +287,28 @@ def _segment_for(segments: list[Segment], address: str) -> Segment | None:
     return None
 
 
-def _apply_faults(segments: list[Segment], firewalls: list[FirewallNode], faults: list[dict[str, Any]]) -> None:
+def _bypass_leg(seg: Segment) -> str:
+    """A free address on the segment for a planted device: below the scanner's, above the hosts'."""
+    net = ipaddress.ip_network(seg.cidrs[0])
+    taken = {*seg.addresses, *seg.gateways, *seg.scanner_addresses}
+    return next(str(a) for a in (net.broadcast_address - n for n in range(5, 60)) if str(a) not in taken)
+
+
+def _apply_faults(segments: list[Segment], firewalls: list[FirewallNode],
+                  faults: list[dict[str, Any]]) -> list[Bypass]:
+    bypasses: list[Bypass] = []
     for f in faults:
         action = f.get("action")
         if action == "nft-rule":
             continue  # rendered into the firewall's ruleset
+        if action == "bypass-host":
+            src, dst = _segment_for(segments, f["from_address"]), _segment_for(segments, f["to_address"])
+            if src is None or dst is None or not src.netns:
+                raise ValueError(f"lab fault {f['id']}: from_address and to_address must be in lab segments with hosts")
+            bypasses.append(Bypass(fault=f["id"], netns=f"{PREFIX}bypass{len(bypasses)}", from_segment=src.key,
+                                   from_address=_bypass_leg(src), to_segment=dst.key, to_address=_bypass_leg(dst),
+                                   target=f["to_address"]))
+            continue
         seg = _segment_for(segments, f["address"])
         if seg is None:
             raise ValueError(f"lab fault {f['id']}: {f['address']} is in no lab segment")
@@ -297,3 +328,4 @@ def _apply_faults(segments: list[Segment], firewalls: list[FirewallNode], faults
             match[0].fault = f["id"]
         else:
             raise ValueError(f"lab fault {f['id']}: unknown action {action!r}")
+    return bypasses

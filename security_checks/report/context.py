@@ -150,6 +150,24 @@ class ReportData:
         ce = [m for m in self.matrices if m.framework == "cyber-essentials"]
         return {r.ref: r.control for m in (ce or self.matrices) for r in m.rows}
 
+    @property
+    def segregation_flows(self) -> list[dict[str, Any]]:
+        """The segregation matrix's flows that raised a finding, each with its three verdicts (declared
+        policy, applied ruleset, observed probe) and the odd one out, as the findings stored them."""
+        rows: dict[tuple[str, ...], dict[str, Any]] = {}
+        for f in self.findings:
+            flow, verdicts = f.details.get("flow"), f.details.get("verdicts")
+            if not isinstance(flow, dict) or not isinstance(verdicts, dict):
+                continue
+            key = tuple(str(flow.get(k)) for k in ("src_zone", "src_site", "dst", "protocol", "port"))
+            row = rows.setdefault(key, {
+                "flow": f"{flow.get('src_zone')}@{flow.get('src_site')} ({flow.get('src')}) -> "
+                        f"{flow.get('dst_name')} ({flow.get('dst')}) {flow.get('protocol')}/{flow.get('port')}",
+                **verdicts, "findings": []})
+            row["findings"].append(f.id)
+        order = {"applied": 0, "observed": 1, "declared": 2, "undetermined": 3, "": 4}
+        return sorted(rows.values(), key=lambda r: (order.get(str(r.get("disagrees") or ""), 5), r["flow"]))
+
     def matrix(self, framework: str) -> MatrixTable | None:
         return next((m for m in self.matrices if m.framework == framework), None)
 

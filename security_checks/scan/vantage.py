@@ -29,6 +29,11 @@ class FirewallPoint(Protocol):
     name: str
     management_address: str | None
 
+    @property
+    def netns(self) -> str | None:
+        """Where commands run on the router itself (to read its ruleset back); None: nowhere from here."""
+        ...
+
 
 class ProbeNetwork(Protocol):
     """Probe points in each zone, for the segregation matrix."""

@@ -20,7 +20,7 @@ DEMO = Path(__file__).resolve().parents[2] / "inventory" / "demo"
 SCAN = {f"scan.{c}" for c in ("undeclared_host", "undeclared_port", "declared_service_down", "declared_service_ok",
                               "weak_tls", "weak_ssh", "weak_smb", "plaintext_protocol", "management_exposed",
                               "segregation_breach", "http_headers", "certificate", "vulnerable_version",
-                              "eol_product", "ithc_result", "host_out_of_scope")}
+                              "eol_product", "ithc_result", "host_out_of_scope", "segregation_disagreement")}
 DEVICES = {"devices.unreachable"} | {f"devices.linux.{c}" for c in (
     "unattended_upgrades", "firewall", "ssh", "automount", "faillock", "sudoers", "disk_encryption", "antimalware",
     "unsupported_software")} | {f"devices.win.{c}" for c in (

@@ -92,3 +92,37 @@ def test_apply_puts_back_a_router_changed_by_hand_and_a_second_apply_changes_not
     assert "added by hand" not in nft(ns, "list", "ruleset")
     second = estate(lab_home, "firewalls", "apply", "--limit", "fw-central-library", "--format", "json")
     assert "0 object(s) changed" in json.loads(second.stdout)["summary"]
+
+
+def test_the_demo_assessment_audits_the_firewalls_and_the_report_and_control_matrix_show_it(
+        lab_home: Path, tmp_path: Path) -> None:
+    """`make demo` runs `estate assess`: its firewall audit step reads the lab routers back, and the
+    report's findings, its control matrix and the segregation table show what it and the matrix found."""
+    from security_checks.jobs import ASSESS
+    from security_checks.store import Store
+
+    assert {"firewalls", "firmware", "segregation"} <= {s.name for s in ASSESS.steps}
+    out = tmp_path / "report"
+    p = estate(lab_home, "assess", "--only", "firewalls", "--only", "segregation", "--out", str(out),
+               "--format", "json", "--fail-on", "none")
+    assert p.returncode == 0, p.stderr[-2000:]
+    doc = json.loads(p.stdout)
+    steps = {s["name"]: s["status"] for s in doc["steps"]}
+    assert steps["firewalls"] == steps["segregation"] == "ran", doc["steps"]
+    with Store(lab_home) as store:   # what the run stored, read back
+        findings = [f.model_dump(mode="json") for f in store.findings(doc["run"])]
+    extra = next(f for f in findings if f["check_id"] == "firewalls.rule_extra" and f["status"] == "fail"
+                 and "PLANTED FAULT guest-to-file-shares" in str(f["observed"]))
+    router = next(f for f in findings if f["check_id"] == "scan.segregation_disagreement"
+                  and f["asset"] == "firewall:fw-civic" and f["status"] == "fail")
+    index = (out / "index.html").read_text()
+    controls = (out / "controls.html").read_text()
+    for f in (extra, router):
+        assert f'id="{f["id"]}"' in index   # its row in the findings list
+        assert f["controls"] and f'#{f["id"]}"' in controls   # a failing finding of a requirement it maps to
+    assert "Segregation: declared, applied, observed" in index
+    assert "another path or device lets it through" in index   # the planted dual-homed device: the wire
+    ce = estate(lab_home, "check", "ce", "--format", "json")
+    reqs = {r["ref"]: r for r in json.loads(ce.stdout)["requirements"]}
+    fw1 = reqs["CE3.3:FW-1"]
+    assert fw1["status"] == "not_met"

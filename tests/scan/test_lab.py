@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -94,9 +95,54 @@ def test_segregation_matrix_matches_policy_except_the_planted_breaches(lab, load
     assert failing == _expectations("segregation")
     assert matrix["allowed_but_blocked"] == 0
     saved = json.loads((evidence / "scan" / "segregation" / "matrix.json").read_text())
-    assert saved["breaches"] == matrix["breaches"] == 2
+    assert saved["breaches"] == matrix["breaches"] == 3
     guest = [f for f in saved["flows"] if f["src_zone"] == "guest-wifi" and f["reachable"]]
     assert {f["dst_zone"] for f in guest} == {"internet", "servers"}  # servers: the planted breach only
+
+
+def _flow(matrix: dict[str, Any], src_zone: str, dst: str, port: int) -> dict[str, Any]:
+    return next(f for f in matrix["flows"] if f["src_zone"] == src_zone and f["src_site"] == "civic-centre"
+                and f["dst"] == dst and f["port"] == port)
+
+
+def test_the_matrix_tells_which_of_declared_applied_and_observed_disagrees(lab, loaded):
+    """Planted in the router's ruleset only (nft-rule): the applied ruleset is blamed, on the router, with
+    its rule; planted on the wire (a dual-homed device, bypass-host): the wire is blamed, the router
+    cleared; everything else agrees three ways."""
+    out = Runner(loaded, lab["home"]).run(SCAN_MATRIX, harness=IN_USE)
+    with Store(lab["home"]) as store:
+        saved = json.loads((store.evidence_dir(out.run.id) / "scan" / "segregation" / "matrix.json").read_text())
+        ruleset = store.evidence_dir(out.run.id) / "scan" / "segregation" / "ruleset-fw-civic.json"
+        assert json.loads(ruleset.read_text())["nftables"]   # the ruleset judged is kept as evidence
+    assert saved["rulesets"]["fw-civic"] == {"read": True, "why": ""}
+    smb = _flow(saved, "guest-wifi", "10.10.30.20", 445)
+    assert (smb["declared"], smb["applied"], smb["observed"], smb["disagrees"]) == ("deny", "accept", "open", "applied")
+    assert smb["applied_firewall"] == "fw-civic" and "PLANTED FAULT guest-to-file-shares" in smb["applied_rule"]
+    assert "rule #" in smb["applied_rule"] and smb["declared_where"].endswith(".yaml:4")
+    admin = _flow(saved, "corporate", "10.10.99.1", 8443)
+    assert (admin["declared"], admin["applied"], admin["disagrees"]) == ("deny", "accept", "applied")
+    assert "PLANTED FAULT mgmt-from-corporate" in admin["applied_rule"]
+    bypass = _flow(saved, "public-wifi", "10.10.30.60", 443)
+    assert (bypass["declared"], bypass["applied"], bypass["observed"], bypass["disagrees"]) == (
+        "deny", "deny", "open", "observed")
+    assert "another path or device" in bypass["disagreement"] and "CIV-998" in bypass["applied_rule"]
+    firewalls = loaded.estate.firewall("fw-civic")
+    rule = next(i for i, r in enumerate(firewalls.rules) if r.id == "CIV-998")
+    assert bypass["declared_rule"] == "CIV-998"
+    assert bypass["declared_where"] == "{}:{}".format(*loaded.where(("firewalls", 0, "rules", rule)))
+    others = [f for f in saved["flows"] if f["disagrees"] and f not in (smb, admin, bypass)]
+    assert others == []
+    assert all(f["applied"] in ("accept", "deny") for f in saved["flows"])   # the role's constructs: all judged
+
+    got = {(f.check_id, f.asset, f.key): f for f in out.findings}
+    router = got[("scan.segregation_disagreement", "firewall:fw-civic",
+                  "from guest-wifi@civic-centre to 10.10.30.20 tcp/445")]
+    assert router.failing and router.details["verdicts"]["disagrees"] == "applied"
+    assert "PLANTED FAULT guest-to-file-shares" in router.observed and router.evidence_kind.value == "observed"
+    wire = got[("scan.segregation_disagreement", "zone:public-wifi@civic-centre",
+                "from public-wifi@civic-centre to 10.10.30.60 tcp/443")]
+    assert wire.failing and "another path or device" in wire.observed
+    assert got[("scan.segregation_disagreement", "firewall:fw-central-library", "matrix")].status is Status.PASS
 
 
 def test_site_scanner_runs_through_ansible_runner(lab, loaded):
@@ -138,3 +184,22 @@ def test_the_demo_feed_adds_version_findings_and_leaves_the_planted_faults_as_th
     assert added and {k[0] for k in added} <= {"scan.vulnerable_version", "scan.eol_product"}
     cves = {c for k in added for c in got[k].details.get("cves", [])}
     assert {"CVE-2023-44487", "CVE-2024-6387"} <= cves
+
+
+def test_the_matrix_command_shows_the_three_verdicts(lab):
+    """What `estate scan matrix` prints (text and JSON) is each flow's declared, applied and observed verdicts."""
+    home = str(lab["home"])
+    as_json = CliRunner().invoke(app, ["scan", "matrix", "--home", home, "--format", "json", "--fail-on", "none"])
+    assert as_json.exit_code == 0, as_json.output[-2000:]
+    doc = json.loads(as_json.stdout)
+    assert doc["disagreements"] == {"applied": 2, "observed": 1}
+    assert all({"declared", "applied", "observed", "disagrees"} <= set(f) for f in doc["flows"])
+    assert {(f["dst"], f["disagrees"]) for f in doc["flows"] if f["disagrees"]} == {
+        ("10.10.30.20", "applied"), ("10.10.99.1", "applied"), ("10.10.30.60", "observed")}
+    text = CliRunner().invoke(app, ["scan", "matrix", "--home", home, "--fail-on", "none"])
+    assert text.exit_code == 0, text.output[-2000:]
+    assert "declared | applied | observed | disagrees" in text.output
+    assert "guest-wifi@civic-centre -> file-01 (10.10.30.20) tcp/445: deny | accept | open | applied" in text.output
+    assert "PLANTED FAULT guest-to-file-shares" in text.output
+    bypass = "public-wifi@civic-centre -> intranet-cache (10.10.30.60) tcp/443: deny | deny | open | observed"
+    assert bypass in text.output
