@@ -891,8 +891,10 @@ def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:
         psn = psn_name(estate)
         for suffix in ("conn", "site", "lng", "rt"):
             ctx.track(f"{tag}-vpn-{psn}-{suffix}", ("azure", "connectivity", "psn"))
-        # The firewall policy's PSN rules come from the estate's firewall rules.
+        # The firewall policy's PSN rules come from the estate's firewall rules; its tier (and so
+        # whether threat intelligence can deny) from azure.connectivity.firewall_tier.
         ctx.track(f"{tag}-breakout-rules", ("firewalls",))
+        ctx.track(f"{tag}-breakout-policy", ("azure", "connectivity", "firewall_tier"))
         if ctx.workspace_id is not None:
             ctx.diagnostics(breakout.firewall, f"{tag}-afw", CONNECTIVITY, parent=breakout)
         site_ids = {k: v for k, v in vpns.vpn_site_ids.items() if k in site_names}

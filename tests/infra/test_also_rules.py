@@ -118,14 +118,11 @@ def test_planted_short_log_retention_is_blamed_on_its_line(planted: tuple[Path, 
 
 
 def test_planted_basic_firewall_is_caught_under_pulumi_mocks(planted: tuple[Path, Plan]) -> None:
-    _estate, plan = planted
+    estate, plan = planted
     found = blamed(plan, "infra.policy.firewall_threat_intel_deny")
-    # The program records the firewall policy as built from `azure.connectivity` (infra/wan.py), so
-    # that is the entry blamed; the message names the tier.
-    assert plan.loaded is not None
-    where = plan.loaded.where(("azure", "connectivity"))
-    assert where is not None
-    assert found == [("organisation.yaml", where[1], found[0][2])] and "Basic" in found[0][2]
+    # Blamed on the line that chose the tier, not on azure.connectivity as a whole.
+    tier_line = line_of(estate / "organisation.yaml", "firewall_tier: Basic")
+    assert found == [("organisation.yaml", tier_line, found[0][2])] and "Basic" in found[0][2]
 
 
 # ---- 3. a guest SSID bridged to the management VLAN or without client isolation ------------------
