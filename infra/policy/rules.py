@@ -42,6 +42,9 @@ class PolicyResource:
     # resource has no `id` and a property made from another's id is unknown; the engine still gives
     # these dependencies, so stack rules join resources by them (and by id when ids are known).
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # What inside the resource a violation is about (a prefix it carries), when the estate declares
+    # that part on a line of its own: `dataclasses.replace(resource, subject=...)` in a rule's yield.
+    subject: str | None = None
 
     @property
     def tags(self) -> Mapping[str, Any]:
@@ -82,6 +85,7 @@ class Violation:
     resource_name: str
     urn: str
     message: str
+    subject: str | None = None   # see PolicyResource.subject
 
 
 # ---- shared facts -------------------------------------------------------------------------------
