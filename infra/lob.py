@@ -901,10 +901,12 @@ class System(pulumi.ComponentResource):
         self.ctx.diagnostics(nsg, self._logical("nsg-dr"), a.subscription, parent=nsg, metrics=False)
         subnets: list[Any] = [{"name": name, "address_prefix": prefix, "network_security_group": {"id": nsg.id}}
                    for name, prefix in spoke_subnets(self.lob).items()]
+        ddos = self.hub.ddos_plan_id   # a DDoS protection plan covers VNets in any region
         vnet = network.VirtualNetwork(
             self._logical("vnet-dr"), virtual_network_name=self._az_name("virtual_network", "dr", region=a.dr_region),
             resource_group_name=rg_name, location=a.dr_region,
             address_space={"address_prefixes": [self.lob.address_space or ""]}, subnets=subnets, tags=tags,
+            enable_ddos_protection=ddos is not None, ddos_protection_plan={"id": ddos} if ddos is not None else None,
             opts=self._opts(depends_on=[self._dr_rg, nsg]))
         self.ctx.diagnostics(vnet, self._logical("vnet-dr"), a.subscription, parent=vnet)
         self.recovery_vnet = vnet
