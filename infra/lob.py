@@ -74,9 +74,8 @@ ADMIN_USER = "estateadmin"
 # Private DNS zones the LOB systems' private endpoints register in, by private-link group id
 # (sites, sqlServer, vault): web apps, SQL and Key Vault. infra/wan.py links these same zones.
 # Site Recovery's zone serves the private endpoint of each replicating system's DR vault.
+PRIVATE_ZONES = private_link_zones(("web", "sql", "keyvault", "siterecovery"))
 SITE_RECOVERY_GROUP = "AzureSiteRecovery"
-SITE_RECOVERY_ZONE = "privatelink.siterecovery.windowsazure.com"
-PRIVATE_ZONES = {**private_link_zones(("web", "sql", "keyvault")), SITE_RECOVERY_GROUP: SITE_RECOVERY_ZONE}
 
 # Priorities: declared flows from 100, management from 300, the explicit deny at 4096.
 FLOW_PRIORITY = 100
