@@ -187,7 +187,7 @@ DR_OF_TAG = "dr-of-region"
 # identity needs on the cache storage account (Contributor, Storage Blob Data Contributor).
 SITE_RECOVERY_API = "2024-10-01"
 ZONAL_REGIONS = ("uksouth",)
-SITE_RECOVERY_CACHE_ROLES = {"contributor": "b24988ac-6180-42a0-ad88-20f7382dd24c",
+SITE_RECOVERY_CACHE_ROLES = {"contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
                              "blob-data-contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe"}
 
 

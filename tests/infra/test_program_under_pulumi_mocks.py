@@ -233,7 +233,9 @@ def test_tenancy_guardrails_rbac_and_evidence_worm_under_pulumi_mocks(demo_plan:
     groups = demo_loaded.estate.azure.entra_groups
     roles = demo_plan.by_type(T + "authorization:RoleAssignment")
     auditor_scopes = {r.inputs["scope"] for r in roles if r.inputs["principalId"] == groups.auditors}
-    account = demo_plan.by_type(T + "storage:StorageAccount")[0]
+    # The evidence account (the others are Site Recovery's cache accounts).
+    (account,) = [a for a in demo_plan.by_type(T + "storage:StorageAccount")
+                  if "immutableStorageWithVersioning" in a.inputs]
     assert auditor_scopes and all(s.startswith(account.id) for s in auditor_scopes)
     # Management plane: Contributor on the landing zones (data-plane roles on vaults: test_first_deployment).
     engineer = [r for r in roles if r.inputs["principalId"] == groups.infrastructure_engineers

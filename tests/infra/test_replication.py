@@ -27,7 +27,7 @@ RS = T + "recoveryservices:"
 VM = T + "compute:VirtualMachine"
 REPO = Path(__file__).resolve().parents[2]
 # Contributor and Storage Blob Data Contributor (built-in ids, the same in every tenant).
-CACHE_ROLES = ("b24988ac-6180-42a0-ad88-20f7382dd24c", "ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+CACHE_ROLES = ("b24988ac-6180-42a0-ab88-20f7382dd24c", "ba92f5b4-2d11-453d-a403-e96b0029c9fe")
 
 
 def _a2a(item: PlannedResource) -> dict[str, Any]:
