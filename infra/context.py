@@ -148,6 +148,11 @@ class Context:
     def track(self, logical_name: str, path: Path_) -> None:
         self.origins[logical_name] = tuple(path)
 
+    def track_detail(self, logical_name: str, subject: str, path: Path_) -> None:
+        """Records the estate entry one part of a resource came from (a prefix among several it
+        carries), so a violation about that part names its own line (`PolicyResource.subject`)."""
+        self.origins[f"{logical_name}#{subject}"] = tuple(path)
+
     def diagnostics(self, target: Any, logical_name: str, placement_or_name: str, *,
                     parent: pulumi.Resource | None = None, logs: bool = True, metrics: bool = True) -> Any:
         """Send `target`'s resource logs (allLogs) and metrics to the central workspace."""

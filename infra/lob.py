@@ -10,7 +10,7 @@ The component's shape follows the system's hosting model (cloud-first order SaaS
   tiers that need DR.
 - IaaS: VMs (RHEL for revenues and benefits, Windows Server for most vendor software) with NICs
   that have no public IP, encryption at host, Trusted Launch, and Azure Backup from the tier's
-  policy; Site Recovery vault and replication policy in the secondary region for tiers that need DR.
+  policy; Site Recovery (Azure to Azure) replication of every VM to the other region for tiers that need DR.
 
 Every PaaS/IaaS spoke gets: a resource group in the system's region (lob.region, so a non-UK
 region is caught by the location policy rather than silently deployed), a VNet with the catalogue's
@@ -73,7 +73,9 @@ ADMIN_USER = "estateadmin"
 
 # Private DNS zones the LOB systems' private endpoints register in, by private-link group id
 # (sites, sqlServer, vault): web apps, SQL and Key Vault. infra/wan.py links these same zones.
-PRIVATE_ZONES = private_link_zones(("web", "sql", "keyvault"))
+# Site Recovery's zone serves the private endpoint of each replicating system's DR vault.
+PRIVATE_ZONES = private_link_zones(("web", "sql", "keyvault", "siterecovery"))
+SITE_RECOVERY_GROUP = "AzureSiteRecovery"
 
 # Priorities: declared flows from 100, management from 300, the explicit deny at 4096.
 FLOW_PRIORITY = 100
@@ -179,6 +181,24 @@ PRIVATE_ENDPOINT_PORTS: dict[Hosting, tuple[int, ...]] = {Hosting.PAAS: (443, 14
 PRIVATE_ENDPOINT_PRIORITY = 200
 # On a DR resource: the region of the primary it protects (infra.policy.dr_region_differs reads it).
 DR_OF_TAG = "dr-of-region"
+# Site Recovery: the API version of the SDK's other Site Recovery
+# resources (for the protection containers, which it has no class for), the regions with
+# availability zones among the UK two (UK West has none), and the built-in roles the vault's
+# identity needs on the cache storage account (Contributor, Storage Blob Data Contributor).
+SITE_RECOVERY_API = "2024-10-01"
+ZONAL_REGIONS = ("uksouth",)
+SITE_RECOVERY_CACHE_ROLES = {"contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+                             "blob-data-contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe"}
+
+
+@dataclass(frozen=True)
+class _Replica:
+    """A VM to replicate: the resource, its name, its OS disk's name and its zone (tier 1)."""
+
+    vm: Any
+    vm_name: str
+    os_disk: str
+    zone: str | None
 
 
 def spoke_subnets(lob: LobSystem) -> dict[str, str]:
@@ -326,6 +346,8 @@ class System(pulumi.ComponentResource):
         self.nics: list[Any] = []
         self.backup_policy: Any = None
         self.sql_secondary: Any = None
+        self._replicas: list[_Replica] = []
+        self.replicated_items: list[Any] = []
         outputs: dict[str, Any] = {
             "hosting": self.lob.hosting.value, "tier": self.lob.tier.value, "region": args.region,
             "landing_zone": args.landing_zone, "conditional_access": args.conditional_access,
@@ -664,6 +686,8 @@ class System(pulumi.ComponentResource):
                 zones=[str((i - 1) % 3 + 1)] if lob.tier is Tier.TIER1 else None,
                 tags=a.tags, opts=self._opts(depends_on=[nic, encryption_at_host]))
             self.vms.append(vm)
+            self._replicas.append(_Replica(vm, vm_name, self._az_name("os_disk", instance=i),
+                                           str((i - 1) % 3 + 1) if lob.tier is Tier.TIER1 else None))
             self._back_up_vm(vm, vm_name, vault, policy, i)
         if a.dr_region:
             self._site_recovery()
@@ -740,6 +764,20 @@ class System(pulumi.ComponentResource):
             tags=self.args.tags, opts=self._opts(parent=vm, depends_on=[policy]))
 
     def _site_recovery(self) -> None:
+        """Azure-to-Azure replication of every VM to the DR region (Site Recovery, "A2A").
+
+        What a real enable-replication needs, in Microsoft's order ("Set up disaster recovery for
+        Azure VMs", https://learn.microsoft.com/en-us/azure/site-recovery/azure-to-azure-tutorial-enable-replication;
+        REST objects as in "Replication Protected Items - Create",
+        https://learn.microsoft.com/en-us/rest/api/site-recovery/replication-protected-items/create):
+        the vault in the target region; a replication fabric per region (instanceType Azure, the
+        region as location); an A2A protection container in each; a container mapping from the
+        primary's container to the recovery one with the replication policy (and back, for
+        failback); a network mapping from the spoke VNet to a recovery VNet in the target region; a
+        cache storage account in the source region (Standard, general-purpose v2), which the vault's
+        managed identity may write to; then one protected item per VM naming its managed disks.
+        infra/AZURE-RULES.md lists these rules with their references.
+        """
         import pulumi_azure_native.recoveryservices as rs
 
         a = self.args
@@ -754,13 +792,151 @@ class System(pulumi.ComponentResource):
         self.ctx.diagnostics(vault, self._logical("rsv-dr"), a.subscription, parent=vault)
         # Azure-to-Azure replication: crash-consistent points every 5 minutes kept 24 hours,
         # app-consistent every 4 hours. This, not the backup, is what meets tier 1's 1-hour RPO.
-        rs.ReplicationPolicy(
+        policy = rs.ReplicationPolicy(
             self._logical("asr-policy"), policy_name=f"asr-{self.lob.name}"[:60], resource_group_name=rg_name,
             resource_name_=vault_name,
             properties=rs.CreatePolicyInputPropertiesArgs(provider_specific_input=rs.A2APolicyCreationInputArgs(
                 instance_type="A2A", multi_vm_sync_status="Enable", recovery_point_history=1440,
                 app_consistent_frequency_in_minutes=240, crash_consistent_frequency_in_minutes=5)),
             opts=self._opts(parent=vault))
+        if not self._replicas:
+            return
+        # The vault is private (public network access disabled): the VMs' mobility service reaches it
+        # through a private endpoint in the source network ("Replicate machines with private
+        # endpoints", https://learn.microsoft.com/en-us/azure/site-recovery/azure-to-azure-how-to-enable-replication-private-endpoints).
+        self._private_endpoint("asr", vault.id, SITE_RECOVERY_GROUP)
+        # Children are addressed by the names given here (known before anything exists), each
+        # resource depending on its parents.
+        fabrics = {}
+        containers = {}
+        fabric_names = {"primary": f"asr-fabric-{a.region}", "recovery": f"asr-fabric-{a.dr_region}"}
+        container_names = {side: f"asr-container-{side}" for side in fabric_names}
+        for side, region in (("primary", a.region), ("recovery", a.dr_region)):
+            fabric_name = fabric_names[side]
+            fabrics[side] = rs.ReplicationFabric(
+                self._logical(f"asr-fabric-{side}"), fabric_name=fabric_name, resource_group_name=rg_name,
+                resource_name_=vault_name,
+                properties=rs.FabricCreationInputPropertiesArgs(custom_details=rs.AzureFabricCreationInputArgs(
+                    instance_type="Azure", location=region)),
+                opts=self._opts(parent=vault))
+            containers[side] = self._protection_container(container_names[side], vault_name, fabric_name,
+                                                          fabrics[side])
+        for source, target in (("primary", "recovery"), ("recovery", "primary")):
+            rs.ReplicationProtectionContainerMapping(
+                self._logical(f"asr-mapping-{source}"), fabric_name=fabric_names[source],
+                protection_container_name=container_names[source], mapping_name=f"asr-map-{source}-to-{target}",
+                resource_group_name=rg_name, resource_name_=vault_name,
+                properties=rs.CreateProtectionContainerMappingInputPropertiesArgs(
+                    policy_id=policy.id, target_protection_container_id=containers[target].id,
+                    # Automatic agent updates need an automation account; updates stay with patching.
+                    provider_specific_input=rs.A2AContainerMappingInputArgs(instance_type="A2A",
+                                                                            agent_auto_update_status="Disabled")),
+                opts=self._opts(parent=vault, depends_on=[containers[source], containers[target], policy]))
+        recovery_vnet = self._recovery_network(rg_name)
+        rs.ReplicationNetworkMapping(
+            self._logical("asr-network-mapping"), fabric_name=fabric_names["primary"],
+            network_name=self.vnet_name, network_mapping_name=f"asr-net-{self.lob.name}"[:60],
+            resource_group_name=rg_name, resource_name_=vault_name,
+            properties=rs.CreateNetworkMappingInputPropertiesArgs(
+                recovery_fabric_name=fabric_names["recovery"], recovery_network_id=recovery_vnet.id,
+                fabric_specific_details=rs.AzureToAzureCreateNetworkMappingInputArgs(
+                    instance_type="AzureToAzure", primary_network_id=self.vnet.id)),
+            opts=self._opts(parent=vault, depends_on=[fabrics["primary"], fabrics["recovery"], recovery_vnet]))
+        cache = self._replication_cache(vault)
+        sub_id = self.ctx.subscription(a.subscription).id
+        dr_rg_id = f"/subscriptions/{sub_id}/resourceGroups/{rg_name}"
+        for replica in self._replicas:
+            # The OS disk is made from the image with the name the program gives it: its id is known.
+            disk_id = (f"/subscriptions/{sub_id}/resourceGroups/{self.resource_group_name}"
+                       f"/providers/Microsoft.Compute/disks/{replica.os_disk}")
+            item = rs.ReplicationProtectedItem(
+                self._logical(f"asr-{replica.vm_name}"), fabric_name=fabric_names["primary"],
+                protection_container_name=container_names["primary"],
+                replicated_protected_item_name=replica.vm_name, resource_group_name=rg_name,
+                resource_name_=vault_name,
+                properties=rs.EnableProtectionInputPropertiesArgs(
+                    policy_id=policy.id,
+                    provider_specific_details=rs.A2AEnableProtectionInputArgs(
+                        instance_type="A2A", fabric_object_id=replica.vm.id,
+                        recovery_container_id=containers["recovery"].id, recovery_resource_group_id=dr_rg_id,
+                        recovery_azure_network_id=recovery_vnet.id, recovery_subnet_name="snet-app",
+                        # A zonal VM recovers into the same zone number only where the target region
+                        # has availability zones (UK West has none).
+                        recovery_availability_zone=replica.zone if a.dr_region in ZONAL_REGIONS else None,
+                        vm_managed_disks=[rs.A2AVmManagedDiskInputDetailsArgs(
+                            disk_id=disk_id, primary_staging_azure_storage_account_id=cache.id,
+                            recovery_resource_group_id=dr_rg_id, recovery_replica_disk_account_type="Premium_LRS",
+                            recovery_target_disk_account_type="Premium_LRS")])),
+                opts=self._opts(parent=replica.vm, depends_on=[policy, cache, recovery_vnet, *containers.values()]))
+            self.replicated_items.append(item)
+
+    def _protection_container(self, name: str, vault_name: str, fabric_name: str, fabric: Any) -> Any:
+        """An A2A protection container in a fabric. The installed azure-native SDK has no class for
+        `replicationProtectionContainers` (only for the mappings), so it is the generic ARM resource
+        at the API version the SDK's other Site Recovery resources use."""
+        import pulumi_azure_native.resources as resources
+
+        return resources.Resource(
+            self._logical(name), resource_group_name=self._dr_resource_group(),
+            resource_provider_namespace="Microsoft.RecoveryServices",
+            parent_resource_path=f"vaults/{vault_name}/replicationFabrics/{fabric_name}",
+            resource_type="replicationProtectionContainers", resource_name_=name,
+            api_version=SITE_RECOVERY_API, properties={"providerSpecificInput": [{"instanceType": "A2A"}]},
+            tags=self.args.tags, opts=self._opts(parent=fabric, depends_on=[fabric]))
+
+    def _recovery_network(self, rg_name: str) -> Any:
+        """Where replicated VMs start after failover: a VNet in the DR region with the spoke's address
+        space and subnets (so the VMs keep their addresses), its own NSG with the spoke's rules, and
+        no peering or hub connection until failover (an engineer connects it then: README)."""
+        import pulumi_azure_native.network as network
+
+        a = self.args
+        assert a.dr_region is not None
+        tags = {**a.tags, DR_OF_TAG: a.region}
+        nsg = network.NetworkSecurityGroup(
+            self._logical("nsg-dr"), network_security_group_name=self._az_name("nsg", "dr", region=a.dr_region),
+            resource_group_name=rg_name, location=a.dr_region, security_rules=a.nsg_rules, tags=tags,
+            opts=self._opts(depends_on=[self._dr_rg]))
+        self.ctx.diagnostics(nsg, self._logical("nsg-dr"), a.subscription, parent=nsg, metrics=False)
+        subnets: list[Any] = [{"name": name, "address_prefix": prefix, "network_security_group": {"id": nsg.id}}
+                   for name, prefix in spoke_subnets(self.lob).items()]
+        ddos = self.hub.ddos_plan_id   # a DDoS protection plan covers VNets in any region
+        vnet = network.VirtualNetwork(
+            self._logical("vnet-dr"), virtual_network_name=self._az_name("virtual_network", "dr", region=a.dr_region),
+            resource_group_name=rg_name, location=a.dr_region,
+            address_space={"address_prefixes": [self.lob.address_space or ""]}, subnets=subnets, tags=tags,
+            enable_ddos_protection=ddos is not None, ddos_protection_plan={"id": ddos} if ddos is not None else None,
+            opts=self._opts(depends_on=[self._dr_rg, nsg]))
+        self.ctx.diagnostics(vnet, self._logical("vnet-dr"), a.subscription, parent=vnet)
+        self.recovery_vnet = vnet
+        return vnet
+
+    def _replication_cache(self, vault: Any) -> Any:
+        """The cache storage account replication stages changes in: source region, Standard
+        general-purpose v2 (Premium is not supported for cache), HTTPS and TLS 1.2 only. Its firewall
+        denies by default and lets trusted Azure services through; the vault's managed identity gets
+        Contributor and Storage Blob Data Contributor on it, which Site Recovery needs to write there
+        ("Replicate machines with private endpoints", grant access to the cache storage account)."""
+        import pulumi_azure_native.authorization as authorization
+        import pulumi_azure_native.storage as storage
+
+        a = self.args
+        cache = storage.StorageAccount(
+            self._logical("st-asr-cache"), account_name=self._az_name("storage_account", "asrc"),
+            resource_group_name=self.resource_group_name, location=a.region, kind="StorageV2",
+            sku=_any({"name": "Standard_LRS"}), enable_https_traffic_only=True, minimum_tls_version="TLS1_2",
+            allow_blob_public_access=False, public_network_access="Enabled",
+            network_rule_set=_any({"default_action": "Deny", "bypass": "AzureServices"}),
+            tags=a.tags, opts=self._opts(depends_on=[self.rg]))
+        self.ctx.diagnostics(cache, self._logical("st-asr-cache"), a.subscription, parent=cache, logs=False)
+        principal = vault.identity.principal_id
+        for role, role_id in SITE_RECOVERY_CACHE_ROLES.items():
+            authorization.RoleAssignment(
+                self._logical(f"st-asr-cache-{role}"), principal_id=principal, principal_type="ServicePrincipal",
+                scope=cache.id, role_definition_id=f"/providers/Microsoft.Authorization/roleDefinitions/{role_id}",
+                description=f"Site Recovery vault writes replication changes to its cache ({role})",
+                opts=self._opts(parent=cache))
+        return cache
 
 
 def build(ctx: Context, hub: Hub) -> dict[str, System]:

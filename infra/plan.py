@@ -129,6 +129,19 @@ class Plan:
             return None
         return self.loaded.where(path)
 
+    def violation_origin(self, v: Violation) -> tuple[str, int] | None:
+        """(file, line) a violation is blamed on: the line declaring its subject (a prefix the resource
+        carries) where the program recorded one (`Context.track_detail`), else the resource's origin."""
+        r = self.by_urn(v.urn)
+        if r is None:
+            return None
+        if v.subject and self.loaded is not None:
+            for candidate in (r, *self.ancestors(r)):
+                path = self.origins.get(f"{candidate.name}#{v.subject}")
+                if path is not None:
+                    return self.loaded.where(path)
+        return self.origin(r)
+
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(r.type for r in self.resources).items()))
 
@@ -416,7 +429,7 @@ def evaluate_plan(plan: Plan, rules: Sequence[Rule]) -> list[Violation]:
         if rule.stack is None:
             continue
         for res, message in rule.stack(views):
-            out.append(Violation(rule.check_id, res.type, res.name, res.urn, message))
+            out.append(Violation(rule.check_id, res.type, res.name, res.urn, message, res.subject))
     return out
 
 

@@ -47,8 +47,7 @@ def plan_document(plan: Plan, violations: list[Violation], rules: list[Rule]) ->
     """The plan, its violations (each with the estate file:line it came from) and the rules."""
     doc: dict[str, Any] = {"schema": SCHEMA, **plan.to_json(), "violations": []}
     for v in violations:
-        r = plan.by_urn(v.urn)
-        where = plan.origin(r) if r is not None else None
+        where = plan.violation_origin(v)
         doc["violations"].append({"check_id": v.check_id, "resource_type": v.resource_type,
                                   "resource": v.resource_name, "urn": v.urn, "message": v.message,
                                   "estate_file": where[0] if where else None,

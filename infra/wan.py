@@ -830,6 +830,20 @@ class HubVnetSubnets:
         return subnet
 
 
+def psn_prefix_origins(estate: Estate) -> list[tuple[str, tuple[str | int, ...]]]:
+    """(prefix, estate path) for each prefix on the PSN's side (security_checks.network.reach.psn_reach):
+    the VLANs in a psn zone and the link's address_prefixes, normalised as the policy rules print them."""
+    psn_zones = {z.name for z in estate.zones if z.kind is ZoneKind.PSN}
+    out: list[tuple[str, tuple[str | int, ...]]] = [
+        (str(ipaddress.ip_network(v.cidr, strict=False)), ("sites", si, "vlans", vi, "cidr"))
+        for si, site in enumerate(estate.sites) for vi, v in enumerate(site.vlans) if v.zone in psn_zones]
+    link = estate.azure.connectivity.psn
+    for i, prefix in enumerate(link.address_prefixes if link is not None else []):
+        out.append((str(ipaddress.ip_network(prefix, strict=False)),
+                    ("azure", "connectivity", "psn", "address_prefixes", i)))
+    return out
+
+
 def _lob_zones(ctx: Context) -> dict[str, tuple[Any, Any]]:
     """Zones the LOB module already made (ctx.private_zones), with their resource group."""
     zones = getattr(ctx, "private_zones", None) or {}
@@ -889,10 +903,16 @@ def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:
             ctx.track(f"{tag}-vpn-{site_name}-site", ("sites", index[site_name], "ranges"))
             ctx.track(f"{tag}-vpn-{site_name}-lng", ("sites", index[site_name], "ranges"))
         psn = psn_name(estate)
+        psn_origins = psn_prefix_origins(estate)
         for suffix in ("conn", "site", "lng", "rt"):
             ctx.track(f"{tag}-vpn-{psn}-{suffix}", ("azure", "connectivity", "psn"))
-        # The firewall policy's PSN rules come from the estate's firewall rules.
+            # Each PSN prefix on the line that declares it: a psn-zone VLAN or a psn.address_prefixes entry.
+            for prefix, path in psn_origins:
+                ctx.track_detail(f"{tag}-vpn-{psn}-{suffix}", prefix, path)
+        # The firewall policy's PSN rules come from the estate's firewall rules; its tier (and so
+        # whether threat intelligence can deny) from azure.connectivity.firewall_tier.
         ctx.track(f"{tag}-breakout-rules", ("firewalls",))
+        ctx.track(f"{tag}-breakout-policy", ("azure", "connectivity", "firewall_tier"))
         if ctx.workspace_id is not None:
             ctx.diagnostics(breakout.firewall, f"{tag}-afw", CONNECTIVITY, parent=breakout)
         site_ids = {k: v for k, v in vpns.vpn_site_ids.items() if k in site_names}

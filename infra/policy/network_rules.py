@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..standards import (
@@ -300,7 +301,9 @@ def psn_route_isolation(resources: Sequence[PolicyResource]) -> Iterable[tuple[P
     - virtual-wan: the PSN's hub has routing intent with a PrivateTraffic policy through the hub
       firewall, and no custom hub route table beside it (Azure refuses routing intent with custom
       route tables, so that plan cannot deploy);
-    - both: no firewall policy allow rule between the PSN prefixes and a guest or public Wi-Fi range
+    - both: no PSN prefix too broad (taking in a site's Wi-Fi, an Azure VNet or a whole site range:
+      blamed on the line declaring it), no firewall policy allow rule between the PSN prefixes and a
+      guest or public Wi-Fi range
       (the sites' `untrusted-prefixes`, and the sources the policy itself denies towards the PSN), and
       none from any source to the PSN.
     """
@@ -308,9 +311,62 @@ def psn_route_isolation(resources: Sequence[PolicyResource]) -> Iterable[tuple[P
     # Messages use the council's own name for the network (SWAN in Scotland), from the PSN peer's tag.
     name = next((str(r.tags[NETWORK_NAME_TAG]) for r in resources
                  if _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG and r.tags.get(NETWORK_NAME_TAG)), "PSN")
-    for res, message in (*_psn_route_tables(resources, untrusted), *_psn_routing_intent(resources),
-                         *_psn_firewall_rules(resources, untrusted)):
+    for res, message in (*_psn_too_broad(resources), *_psn_route_tables(resources, untrusted),
+                         *_psn_routing_intent(resources), *_psn_firewall_rules(resources, untrusted)):
         yield res, PSN_WORD.sub(name, message) if name != "PSN" else message
+
+
+def _psn_peers(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    return [r for r in resources
+            if r.type in (VPN_SITE, LOCAL_GATEWAY) and _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG]
+
+
+def _too_broad(resources: Sequence[PolicyResource]) -> list[tuple[PolicyResource, Net, list[str]]]:
+    """(PSN peer, prefix, what of the council's own it takes in) for each PSN prefix that is too
+    broad: it overlaps a site's guest or public Wi-Fi range or an Azure VNet or hub, or takes in a
+    council site's whole range. Such a prefix makes the council's own networks "the PSN" to every
+    other rule, so it is judged once, here, and left out of the PSN's prefixes everywhere else."""
+    own: list[tuple[Net, str, bool]] = []   # (range, what it is, whether a mere overlap counts)
+    for r in resources:
+        if r.type in (VPN_SITE, LOCAL_GATEWAY) and _lower(r.tags.get("estate-role")) != PSN_ROLE_TAG:
+            site = str(r.tags.get("estate-site") or r.name)
+            value = r.tags.get(UNTRUSTED_TAG)
+            own += [(n, f"{site}'s guest/public Wi-Fi range {n}", True)
+                    for n in _nets(str(value).split() if value else [])]
+            own += [(n, f"{site}'s site range {n}", False) for n in _site_prefixes(r)]
+        elif r.type == N + "VirtualNetwork":
+            name = r.props.get("virtualNetworkName") or r.name
+            own += [(n, f"Azure VNet {name} {n}", True)
+                    for n in _nets((r.props.get("addressSpace") or {}).get("addressPrefixes") or [])]
+        elif r.type == VIRTUAL_HUB:
+            own += [(n, f"virtual hub {r.props.get('virtualHubName') or r.name} {n}", True)
+                    for n in _nets([r.props.get("addressPrefix")])]
+    out: list[tuple[PolicyResource, Net, list[str]]] = []
+    for peer in sorted(_psn_peers(resources), key=lambda r: r.name):
+        for net in _site_prefixes(peer):
+            hits = sorted({what for n, what, overlap in own if n.version == net.version
+                           and ((overlap and n.overlaps(net)) or _within(n, net))})
+            if hits:
+                out.append((peer, net, hits))
+    return out
+
+
+def _psn_nets(resources: Sequence[PolicyResource]) -> list[Net]:
+    """The PSN's prefixes, less the too-broad ones (reported by _psn_too_broad)."""
+    broad = {net for _peer, net, _hits in _too_broad(resources)}
+    return [net for r in _psn_peers(resources) for net in _site_prefixes(r) if net not in broad]
+
+
+def _psn_too_broad(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    seen: set[Net] = set()
+    for peer, net, hits in _too_broad(resources):
+        if net in seen:
+            continue   # hub-vnet: one local network gateway per hub, the same prefix
+        seen.add(net)
+        shown = ", ".join(hits[:4]) + (f" and {len(hits) - 4} more" if len(hits) > 4 else "")
+        yield replace(peer, subject=str(net)), (
+            f"PSN prefix {net} is too broad: it takes in the council's own {shown}; list only the PSN's own "
+            "service ranges, or every rule towards the PSN also reaches these")
 
 
 def _psn_route_tables(resources: Sequence[PolicyResource],
@@ -319,8 +375,11 @@ def _psn_route_tables(resources: Sequence[PolicyResource],
               if (r.type == HUB_ROUTE_TABLE and _lower(r.props.get("routeTableName") or r.props.get("name"))
                   == ROUTE_TABLE_PSN)
               or (r.type == ROUTE_TABLE and _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG)]
+    broad = {net for _peer, net, _hits in _too_broad(resources)}
     for table in tables:
         for dest in _route_destinations(table):
+            if dest in broad:
+                continue   # reported once, on the line declaring the prefix (_psn_too_broad)
             for net, site in untrusted:
                 if dest.version == net.version and dest.overlaps(net):
                     yield table, (f"PSN route table routes {dest}, which includes {site}'s guest/public Wi-Fi "
@@ -504,7 +563,7 @@ def untrusted_wifi_in_trusted_zone(resources: Sequence[PolicyResource]) -> Itera
     untrusted = _untrusted_by_site(resources)
     if not untrusted:
         return
-    psn = [net for r in resources if _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG for net in _site_prefixes(r)]
+    psn = _psn_nets(resources)
     rules = [(collection, rule) for _group, collection, action, rule in _firewall_rules(resources)
              if action == "allow" and not _towards_psn(rule, psn)]
     for net, site, res in untrusted:
@@ -555,7 +614,7 @@ def _towards_psn(rule: Mapping[str, Any], psn: Sequence[Net]) -> bool:
 
 def _psn_firewall_rules(resources: Sequence[PolicyResource],
                         untrusted: list[tuple[Net, str]]) -> Iterable[tuple[PolicyResource, str]]:
-    psn = [net for r in resources if _lower(r.tags.get("estate-role")) == PSN_ROLE_TAG for net in _site_prefixes(r)]
+    psn = _psn_nets(resources)
     if not psn:
         return
     rules = list(_firewall_rules(resources))
@@ -569,7 +628,8 @@ def _psn_firewall_rules(resources: Sequence[PolicyResource],
         # What the policy itself denies towards the PSN is untrusted too, whichever site it is at.
         src_any, sources = _addresses(rule, "sourceAddresses")
         dst_any, dests = _addresses(rule, "destinationAddresses")
-        if action == "deny" and not src_any and (dst_any or _overlap(dests, psn)):
+        # (A deny from the PSN's own prefixes, towards untrusted ranges, is the other direction.)
+        if action == "deny" and not src_any and (dst_any or _overlap(dests, psn)) and not _overlap(sources, psn):
             for net in sources:
                 if net not in known:
                     known.add(net)

@@ -42,6 +42,9 @@ class PolicyResource:
     # resource has no `id` and a property made from another's id is unknown; the engine still gives
     # these dependencies, so stack rules join resources by them (and by id when ids are known).
     property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # What inside the resource a violation is about (a prefix it carries), when the estate declares
+    # that part on a line of its own: `dataclasses.replace(resource, subject=...)` in a rule's yield.
+    subject: str | None = None
 
     @property
     def tags(self) -> Mapping[str, Any]:
@@ -82,6 +85,7 @@ class Violation:
     resource_name: str
     urn: str
     message: str
+    subject: str | None = None   # see PolicyResource.subject
 
 
 # ---- shared facts -------------------------------------------------------------------------------
@@ -411,8 +415,9 @@ def keyvault_reachable(resources: Sequence[PolicyResource]) -> Iterable[tuple[Po
 
 def dr_region_differs(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
     """Disaster recovery lands in another region than the primary: a SQL failover group's partner
-    servers are not in the primary server's region, and a Site Recovery vault tagged `dr-of-region`
-    is not in the region it protects. A regional outage takes both copies otherwise ("Failover groups
+    servers are not in the primary server's region, a Site Recovery vault tagged `dr-of-region`
+    is not in the region it protects, and a replicated VM's recovery network is not in the VM's region.
+    A regional outage takes both copies otherwise ("Failover groups
     overview", https://learn.microsoft.com/en-us/azure/azure-sql/database/failover-group-sql-db; Site
     Recovery's target is another region: https://learn.microsoft.com/en-us/azure/site-recovery/
     azure-to-azure-architecture)."""
@@ -436,6 +441,43 @@ def dr_region_differs(resources: Sequence[PolicyResource]) -> Iterable[tuple[Pol
         protects = _lower(vault.tags.get("dr-of-region"))
         if vault.type == T + "recoveryservices:Vault" and protects and _lower(vault.props.get("location")) == protects:
             yield vault, f"Site Recovery vault is in {protects}, the region it is meant to protect"
+    vms = [r for r in resources if r.type == VM]
+    vnets = [r for r in resources if r.type == T + "network:VirtualNetwork"]
+    for item in resources:
+        if item.type != REPLICATED_ITEM:
+            continue
+        a2a = _a2a(item)
+        vm = next((v for v in vms if item.refers_to("properties", v, a2a.get("fabricObjectId"))), None)
+        net = next((n for n in vnets if item.refers_to("properties", n, a2a.get("recoveryAzureNetworkId"))), None)
+        here = _lower(vm.props.get("location")) if vm is not None else ""
+        if vm is not None and net is not None and here and _lower(net.props.get("location")) == here:
+            yield item, (f"Site Recovery replicates {vm.props.get('vmName') or vm.name} into "
+                         f"{net.props.get('virtualNetworkName') or net.name}, in {here}, the VM's own region: a "
+                         "regional outage takes both")
+
+
+REPLICATED_ITEM = T + "recoveryservices:ReplicationProtectedItem"
+
+
+def _a2a(item: PolicyResource) -> Mapping[str, Any]:
+    """A Site Recovery protected item's Azure-to-Azure settings (properties.providerSpecificDetails)."""
+    details = (item.props.get("properties") or {}).get("providerSpecificDetails")
+    return details if isinstance(details, Mapping) else {}
+
+
+def tier1_vm_replicated(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
+    """Every tier-1 VM is replicated to another region: a Site Recovery protected item (Azure to Azure)
+    whose fabricObjectId is the VM. Tier 1's RPO is one hour and Azure Backup protects a VM at most
+    every 4 hours (Enhanced policy), so without replication the tier's promise is not kept ("About
+    Site Recovery for Azure VMs", https://learn.microsoft.com/en-us/azure/site-recovery/azure-to-azure-architecture).
+    Joined by id, or at a real preview by the item's properties having been made from the VM."""
+    items = [r for r in resources if r.type == REPLICATED_ITEM]
+    for vm in resources:
+        if vm.type != VM or _lower(vm.tags.get("tier")) != "tier-1":
+            continue
+        if not any(i.refers_to("properties", vm, _a2a(i).get("fabricObjectId")) for i in items):
+            yield vm, ("tier-1 virtual machine is not replicated to another region (no Site Recovery protected "
+                       "item for it): its 1-hour recovery point rests on backups taken every 4 hours")
 
 
 def remediation_identity_roles(resources: Sequence[PolicyResource]) -> Iterable[tuple[PolicyResource, str]]:
@@ -519,6 +561,8 @@ RULES: list[Rule] = [
          stack=remediation_identity_roles),
     Rule("infra.policy.dr_region_differs", "Disaster recovery in another region than the primary",
          stack=dr_region_differs),
+    Rule("infra.policy.tier1_vm_replicated", "Every tier-1 VM replicated to another region (Site Recovery)",
+         stack=tier1_vm_replicated),
     Rule("infra.policy.log_retention", "Security logs kept at least 365 days", resource=log_retention,
          types=(WORKSPACE,)),
     Rule("infra.policy.firewall_threat_intel_deny", "The hub firewall denies known-malicious traffic "

@@ -12,7 +12,9 @@ from datetime import date
 
 from ..checks import make_finding
 from ..findings import Finding, Status
+from ..model.located import LoadedEstate
 from ..model.schema import Estate, ZoneKind
+from ..network.policy import internet_management_breaches
 
 # -- configuration checks on the estate model ---------------------------------------------------
 
@@ -89,6 +91,33 @@ def firewall_admin_interface(estate: Estate) -> list[Finding]:
             expected="no administration from the internet unless MFA or an allow-list protects it", site=fw.site,
             details={"firewall": fw.name, "management_address": fw.management_address,
                      "management_mfa": fw.management_mfa, "management_allowlist": fw.management_allowlist}))
+    return out
+
+
+def firewall_mgmt_port_from_internet(loaded: LoadedEstate) -> list[Finding]:
+    """Per firewall: no allow rule from an internet zone opens SSH, telnet, SMB, RDP or WinRM to any
+    zone (judged by network.policy, where the estate's other on-premises rules are), each offending
+    rule named with the file and line that declares it."""
+    estate = loaded.estate
+    breaches = internet_management_breaches(estate)
+    internet = _internet_zones(estate)
+    out = []
+    for fi, fw in enumerate(estate.firewalls):
+        mine = [b for b in breaches if b.path[:2] == ("firewalls", fi)]
+        lines = []
+        for b in mine:
+            file, line = loaded.where(b.path)
+            lines.append(f"{b.message} ({file}:{line})")
+        inbound = sum(1 for r in fw.rules if r.action == "allow" and r.from_zone in internet)
+        first = loaded.where(mine[0].path) if mine else None
+        out.append(make_finding(
+            "ce.firewall_mgmt_port_from_internet", f"firewall:{fw.name}", Status.FAIL if mine else Status.PASS,
+            observed="; ".join(lines) or f"none of {inbound} allow rule(s) from an internet zone opens SSH, telnet, "
+                                         "SMB, RDP or WinRM",
+            expected="no rule from the internet to any zone opens a management port (SSH 22, telnet 23, SMB 445, "
+                     "RDP 3389, WinRM 5985/5986)", site=fw.site,
+            details={"firewall": fw.name, "rules": [fw.rules[int(b.path[3])].id for b in mine],
+                     **({"estate_file": first[0], "estate_line": first[1]} if first else {})}))
     return out
 
 

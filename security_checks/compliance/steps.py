@@ -18,7 +18,7 @@ from ..model.schema import EndpointHost, Estate
 from ..step import StepContext, StepResult
 from .advisories import load_feed
 from .apt_host import AptError, HostPackages, collect, from_outputs, release_dates_from_text
-from .ce import config_findings
+from .ce import config_findings, firewall_mgmt_port_from_internet
 from .eol import load_eol, unsupported_os_findings
 from .firewall_evidence import observed_over_declared
 from .patch import feed_finding, linux_findings, windows_findings
@@ -126,6 +126,7 @@ def patch_step(ctx: StepContext) -> StepResult:
 
 def ce_config_step(ctx: StepContext) -> StepResult:
     # Observed beats declared: a firewall read back earlier in this run is judged from the device.
-    own = observed_over_declared(config_findings(ctx.loaded.estate, ctx.today), ctx.earlier)
+    own = observed_over_declared([*config_findings(ctx.loaded.estate, ctx.today),
+                                  *firewall_mgmt_port_from_internet(ctx.loaded)], ctx.earlier)
     fails = sum(1 for f in own if f.failing)
     return StepResult(own, f"{len(own)} configuration check result(s) on the declared estate, {fails} failing")

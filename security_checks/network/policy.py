@@ -123,6 +123,15 @@ class Policy:
 
 PUPILS_REACH_CORPORATE = "pupils-reach-corporate"
 DEVICES_BEYOND_CONTROLLER = "devices-beyond-controller"
+MANAGEMENT_FROM_INTERNET = "management-port-from-internet"
+
+# Remote administration and file-sharing services that are never opened to the internet: what an
+# attacker scans for first (RDP and SMB carried the worst ransomware outbreaks; telnet and WinRM over
+# HTTP send credentials in the clear or nearly so).
+MANAGEMENT_SERVICES: dict[tuple[str, int], str] = {
+    ("tcp", 22): "SSH", ("tcp", 23): "telnet", ("tcp", 445): "SMB", ("tcp", 3389): "RDP", ("udp", 3389): "RDP",
+    ("tcp", 5985): "WinRM", ("tcp", 5986): "WinRM over HTTPS",
+}
 
 
 @dataclass(frozen=True)
@@ -208,4 +217,37 @@ def segregation_breaches(estate: Estate) -> list[Breach]:
                 out.append(Breach(DEVICES_BEYOND_CONTROLLER, rule.from_zone, (*path, "destination"),
                                   f"{fw.name} rule {rule.id} allows {src.value} zone {rule.from_zone} to reach "
                                   f"{what} in {rule.to_zone}, which is not its controllers ({named})"))
+    return out
+
+
+def internet_management_breaches(estate: Estate) -> list[Breach]:
+    """Every on-premises firewall allow rule from an internet zone that opens a management port
+    (SSH, telnet, SMB, RDP, WinRM) to any zone: by one of its services, or by `services: any`.
+    Whatever the source object: a supplier's address is still the internet, and remote
+    administration comes in over the VPN to the management zone. A rule an earlier deny shadows is
+    still reported, because reordering the policy would open it."""
+    kinds = {z.name: z.kind for z in estate.zones}
+    out: list[Breach] = []
+    for fi, fw in enumerate(estate.firewalls):
+        services = {svc.name: svc for svc in fw.services}
+        for ri, rule in enumerate(fw.rules):
+            if rule.action != "allow" or kinds.get(rule.from_zone) is not ZoneKind.INTERNET:
+                continue
+            if rule.services == "any":
+                opened = "every service (management ports included)"
+                field = "services"
+            else:
+                named: list[str] = []
+                for svc in (services[n] for n in rule.services if n in services):
+                    for port in svc.ports:
+                        label = MANAGEMENT_SERVICES.get((svc.protocol, port))
+                        if label and f"{label} ({svc.protocol}/{port})" not in named:
+                            named.append(f"{label} ({svc.protocol}/{port})")
+                if not named:
+                    continue
+                opened, field = ", ".join(named), "services"
+            source = "" if rule.source == "any" else f" (source {rule.source})"
+            out.append(Breach(MANAGEMENT_FROM_INTERNET, rule.to_zone, ("firewalls", fi, "rules", ri, field),
+                              f"{fw.name} rule {rule.id} ({rule.name}) allows {opened} from the internet zone "
+                              f"{rule.from_zone}{source} to {rule.to_zone}"))
     return out

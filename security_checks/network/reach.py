@@ -27,10 +27,12 @@ PRIVATE_DNS_ZONES: dict[str, str] = {
     "sql": "privatelink.database.windows.net",
     "keyvault": "privatelink.vaultcore.azure.net",
     "blob": "privatelink.blob.core.windows.net",
+    "siterecovery": "privatelink.siterecovery.windowsazure.com",
 }
 # The private-link group id (the endpoint's subresource) of each of those services: a private
 # endpoint names the group, its DNS record lands in the service's zone.
-PRIVATE_LINK_GROUPS: dict[str, str] = {"web": "sites", "sql": "sqlServer", "keyvault": "vault", "blob": "blob"}
+PRIVATE_LINK_GROUPS: dict[str, str] = {"web": "sites", "sql": "sqlServer", "keyvault": "vault", "blob": "blob",
+                                       "siterecovery": "AzureSiteRecovery"}
 
 
 # ---- zones and their prefixes ------------------------------------------------------------------
@@ -197,13 +199,16 @@ def _as_network(address: str) -> str:
 
 def private_dns_zones(estate: Estate) -> dict[str, str]:
     """The privatelink zones the LOB systems need: web apps, SQL and blob for PaaS, blob for IaaS
-    (backups, diagnostics), Key Vault always (every workload keeps its secrets there)."""
+    (backups, diagnostics) and Site Recovery for IaaS that replicates (its DR vault is private), Key
+    Vault always (every workload keeps its secrets there)."""
     hosting = {lob.hosting for lob in estate.lob_systems}
     wanted = {"keyvault"}
     if Hosting.PAAS in hosting:
         wanted |= {"web", "sql", "blob"}
     if Hosting.IAAS in hosting:
         wanted |= {"blob"}
+    if any(lob.hosting is Hosting.IAAS and lob.tier.needs_dr for lob in estate.lob_systems):
+        wanted |= {"siterecovery"}
     return {k: v for k, v in PRIVATE_DNS_ZONES.items() if k in wanted}
 
 

@@ -34,7 +34,7 @@ INFRA = {f"infra.policy.{c}" for c in (
     "site_range_overlap", "vpn_ikev2_proposals", "psn_route_isolation")}
 OWN = {"patch.security_update_overdue", "patch.security_update_pending", "patch.up_to_date", "patch.unsupported_os",
        "patch.unsupported_software", "patch.advisory_feed_stale", "ce.cloud_mfa", "ce.firewall_default_deny",
-       "ce.firewall_admin_interface", "ce.firewall_rule_review"}
+       "ce.firewall_admin_interface", "ce.firewall_rule_review", "ce.firewall_mgmt_port_from_internet"}
 IDENTITY = {f"identity.{c}" for c in ("mfa_all_users", "mfa_exclusion", "legacy_auth_blocked", "admin_mfa_registration",
                                        "user_mfa_registration", "lob_sign_in")}
 FIREWALLS = {f"firewalls.{c}" for c in (

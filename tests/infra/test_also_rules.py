@@ -43,8 +43,7 @@ def blamed(plan: Plan, check_id: str) -> list[tuple[str, int, str]]:
     out = []
     for v in evaluate(plan):
         if v.check_id == check_id:
-            r = plan.by_urn(v.urn)
-            where = plan.origin(r) if r is not None else None
+            where = plan.violation_origin(v)
             assert where is not None, v
             out.append((Path(where[0]).name, where[1], v.message))
     return out
@@ -118,14 +117,11 @@ def test_planted_short_log_retention_is_blamed_on_its_line(planted: tuple[Path, 
 
 
 def test_planted_basic_firewall_is_caught_under_pulumi_mocks(planted: tuple[Path, Plan]) -> None:
-    _estate, plan = planted
+    estate, plan = planted
     found = blamed(plan, "infra.policy.firewall_threat_intel_deny")
-    # The program records the firewall policy as built from `azure.connectivity` (infra/wan.py), so
-    # that is the entry blamed; the message names the tier.
-    assert plan.loaded is not None
-    where = plan.loaded.where(("azure", "connectivity"))
-    assert where is not None
-    assert found == [("organisation.yaml", where[1], found[0][2])] and "Basic" in found[0][2]
+    # Blamed on the line that chose the tier, not on azure.connectivity as a whole.
+    tier_line = line_of(estate / "organisation.yaml", "firewall_tier: Basic")
+    assert found == [("organisation.yaml", tier_line, found[0][2])] and "Basic" in found[0][2]
 
 
 # ---- 3. a guest SSID bridged to the management VLAN or without client isolation ------------------
@@ -260,3 +256,58 @@ def test_planted_guest_vlan_reaching_revenues_is_blamed_on_the_system_under_pulu
     assert {(name, line) for name, line, _ in found} == {("lob_systems.yaml", line) for line in lines}
     assert all("10.11.40.0/24" in message for _, _, message in found)
     assert any("revs-benefits" in message for _, _, message in found)
+
+
+# ---- 7. an over-broad public-sector-network prefix is blamed on the line that declares it ----------
+
+
+def _psn_blamed(plan: Plan) -> list[tuple[str, int, str]]:
+    out = []
+    for v in evaluate(plan):
+        if v.check_id == "infra.policy.psn_route_isolation":
+            where = plan.violation_origin(v)
+            assert where is not None, v
+            out.append((Path(where[0]).name, where[1], v.message))
+    return out
+
+
+def test_an_over_broad_psn_prefix_is_blamed_on_its_own_line_under_pulumi_mocks(tmp_path: Path) -> None:
+    edit = ("    psn: {provider: PSN Connect (fictional), public_ip: 192.0.2.70, bgp_asn: 65070, bandwidth_mbps: 100}",
+            "    psn:\n      provider: PSN Connect (fictional)\n      public_ip: 192.0.2.70\n      bgp_asn: 65070\n"
+            "      address_prefixes:\n        - 51.140.0.0/24\n        - 10.0.0.0/8\n")
+    estate = copy_demo(tmp_path / "estate", {"organisation.yaml": [edit]})
+    found = _psn_blamed(network_plan(estate))
+    # One fault, one violation, on the line declaring 10.0.0.0/8 (not firewalls.yaml, not a Wi-Fi range).
+    assert [(name, line) for name, line, _ in found] == [
+        ("organisation.yaml", line_of(estate / "organisation.yaml", "- 10.0.0.0/8"))]
+    message = found[0][2]
+    assert message.startswith("PSN prefix 10.0.0.0/8 is too broad") and "Wi-Fi range 10.0.0.0/8" not in message
+    assert "civic-centre's site range 10.10.0.0/16" in message or "and " in message
+
+
+def test_a_too_broad_psn_prefix_is_caught_by_the_rule_and_named_for_the_council() -> None:
+    psn = _res(nr.VPN_SITE, "vpn-psn", {"addressSpace": {"addressPrefixes": ["10.10.70.0/24", "10.0.0.0/8"]},
+                                        "tags": {"estate-role": "psn", "estate-network": "SWAN"}})
+    site = _vpn_site("depot", "10.11.40.0/24")
+    found = list(nr.psn_route_isolation([psn, site]))
+    assert [(r.name, r.subject) for r, _ in found] == [("vpn-psn", "10.0.0.0/8")]
+    message = found[0][1]
+    assert message.startswith("SWAN prefix 10.0.0.0/8 is too broad") and "PSN" not in message
+    assert "depot's guest/public Wi-Fi range 10.11.40.0/24" in message
+    # The DMZ range inside a site's summary is not too broad.
+    assert list(nr.psn_route_isolation([_res(nr.VPN_SITE, "vpn-psn", {
+        "addressSpace": {"addressPrefixes": ["10.11.70.0/24"]}, "tags": {"estate-role": "psn"}}), site])) == []
+
+
+def test_second_estate_over_broad_swan_prefix_is_blamed_on_its_line_under_pulumi_mocks(tmp_path: Path) -> None:
+    import shutil
+
+    estate = tmp_path / "glenmoray"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "estates" / "glenmoray", estate)
+    org = estate / "organisation.yaml"
+    org.write_text(org.read_text().replace("address_prefixes: [172.22.0.0/16]",
+                                           "address_prefixes: [172.22.0.0/16, 10.0.0.0/8]"))
+    found = _psn_blamed(network_plan(estate))
+    assert [(name, line) for name, line, _ in found] == [
+        ("organisation.yaml", line_of(org, "address_prefixes: [172.22.0.0/16, 10.0.0.0/8]"))]
+    assert found[0][2].startswith("SWAN prefix 10.0.0.0/8 is too broad") and "PSN" not in found[0][2]

@@ -152,7 +152,7 @@ def test_the_plan_runs_in_a_child_process_that_keeps_infra_and_pulumi_out_of_our
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["loaded"] == []
-    assert out["resources"] > 500 and out["rules"] == 24
+    assert out["resources"] > 500 and out["rules"] == 25
 
 
 @pytest.mark.slow
@@ -213,10 +213,10 @@ def test_the_step_writes_the_plan_as_evidence_and_returns_findings_under_pulumi_
     assert result.skipped is None
     assert sink.written == ["infra-plan/plan.json"]
     evidence = json.loads((sink.root / "infra-plan" / "plan.json").read_text())
-    assert evidence["violations"] == [] and len(evidence["rules"]) == 24
+    assert evidence["violations"] == [] and len(evidence["rules"]) == 25
     assert "0 policy violation(s)" in result.summary
     passed = {f.check_id for f in result.findings if f.status is Status.PASS}
-    assert len(passed) == 24 and not [f for f in result.findings if f.failing]
+    assert len(passed) == 25 and not [f for f in result.findings if f.failing]
     assert all(f.asset == "infra-plan:demo" and f.evidence[0].path == "infra-plan/plan.json" for f in result.findings)
     # What the command prints comes back as data, not as a second channel of truth.
     assert set(result.data["plan"]) == {"stack", "resource_count", "counts", "resources", "violations"}

@@ -22,9 +22,15 @@ T = "azure-native:"
 pytestmark = pytest.mark.slow  # one offline plan of the demo (seconds), shared by every test here
 
 
+RECOVERY_NETWORK = (T + "network:VirtualNetwork", T + "network:NetworkSecurityGroup")
+
+
 def _lob_resources(plan: Plan, lob: str, type_token: str) -> list[PlannedResource]:
+    """The system's resources of a type; its Site Recovery network (tagged dr-of-region: the recovery
+    VNet and its NSG, in the other region) is test_replication.py's."""
     component = next(r for r in plan.resources if r.type == "estate:lob:System" and r.name == lob)
-    return [r for r in plan.resources if r.type == type_token and component in plan.ancestors(r)]
+    return [r for r in plan.resources if r.type == type_token and component in plan.ancestors(r)
+            and not (r.type in RECOVERY_NETWORK and "dr-of-region" in r.tags)]
 
 
 def test_every_lob_system_and_the_tenancy_are_planned_with_no_violation_under_pulumi_mocks(
@@ -173,7 +179,7 @@ def test_spokes_join_the_virtual_wan_hub_under_pulumi_mocks(demo_plan: Plan) -> 
     conns = demo_plan.by_type(T + "network:HubVirtualNetworkConnection")
     lob_names = {r.name for r in demo_plan.by_type("estate:lob:System")}
     vnet_ids = {v.id for v in demo_plan.by_type(T + "network:VirtualNetwork")
-                if any(a.name in lob_names for a in demo_plan.ancestors(v))}
+                if any(a.name in lob_names for a in demo_plan.ancestors(v)) and "dr-of-region" not in v.tags}
     assert {c.inputs["remoteVirtualNetwork"]["id"] for c in conns} >= vnet_ids
     assert len(vnet_ids) == 15
 
@@ -227,7 +233,9 @@ def test_tenancy_guardrails_rbac_and_evidence_worm_under_pulumi_mocks(demo_plan:
     groups = demo_loaded.estate.azure.entra_groups
     roles = demo_plan.by_type(T + "authorization:RoleAssignment")
     auditor_scopes = {r.inputs["scope"] for r in roles if r.inputs["principalId"] == groups.auditors}
-    account = demo_plan.by_type(T + "storage:StorageAccount")[0]
+    # The evidence account (the others are Site Recovery's cache accounts).
+    (account,) = [a for a in demo_plan.by_type(T + "storage:StorageAccount")
+                  if "immutableStorageWithVersioning" in a.inputs]
     assert auditor_scopes and all(s.startswith(account.id) for s in auditor_scopes)
     # Management plane: Contributor on the landing zones (data-plane roles on vaults: test_first_deployment).
     engineer = [r for r in roles if r.inputs["principalId"] == groups.infrastructure_engineers
@@ -295,7 +303,8 @@ def test_hub_vnet_design_peers_every_spoke_both_ways_with_ddos_under_pulumi_mock
     (hub_vnet,) = [v for v in plan.by_type(T + "network:VirtualNetwork") if v.name == "vnet-hub"]
     (ddos,) = plan.by_type(T + "network:DdosProtectionPlan")
     peerings = plan.by_type(T + "network:VirtualNetworkPeering")
-    spokes = [v for v in plan.by_type(T + "network:VirtualNetwork") if v.name != "vnet-hub"]
+    spokes = [v for v in plan.by_type(T + "network:VirtualNetwork")
+              if v.name != "vnet-hub" and "dr-of-region" not in v.tags]   # recovery VNets join at failover
     assert len(spokes) == 15 and len(peerings) == 30
     for spoke in spokes:
         to_hub = [p for p in peerings if p.inputs["virtualNetworkName"] == spoke.inputs["virtualNetworkName"]]

@@ -32,7 +32,8 @@ def test_zone_prefixes_are_the_vlans_and_for_the_cloud_zone_the_lob_spokes() -> 
 def test_the_privatelink_zones_are_one_table_for_wan_and_lob_systems() -> None:
     assert lob.PRIVATE_ZONES == {"sites": "privatelink.azurewebsites.net",
                                  "sqlServer": "privatelink.database.windows.net",
-                                 "vault": "privatelink.vaultcore.azure.net"}
+                                 "vault": "privatelink.vaultcore.azure.net",
+                                 "AzureSiteRecovery": "privatelink.siterecovery.windowsazure.com"}
     assert set(reach.PRIVATE_LINK_GROUPS) == set(reach.PRIVATE_DNS_ZONES)
     estate = load_estate(DEMO).estate
     assert set(reach.private_dns_zones(estate).values()) <= set(reach.PRIVATE_DNS_ZONES.values())
