@@ -23,7 +23,7 @@ sleep loop, so its CPU grows with the wall time a loaded machine stretches; the 
 before, after and at the end of every run.
 
 BENCH_DEVICES_ROUNDS (default 3) rounds at 1 host; BENCH_DEVICES_ROUNDS_20 (default 1) at 20 hosts;
-BENCH_DEVICES_SIZES (default 1,20) which sizes.
+BENCH_DEVICES_SIZES (default 1,20) and BENCH_DEVICES_TRANSPORTS (default chroot,ssh) which configurations.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         for size in sizes:
-            for transport in ("chroot", "ssh"):
+            for transport in os.environ.get("BENCH_DEVICES_TRANSPORTS", "chroot,ssh").split(","):
                 r = measure(transport, size, work)
                 results.append(r)
                 _record(results, complete=False)   # each configuration kept as soon as it is measured

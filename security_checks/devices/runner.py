@@ -63,6 +63,7 @@ def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None
             on_event(clean)
         return False  # nothing written to the artifacts' job_events: we keep them in memory
 
+    checking = host_key_checking()
     envvars = {
         "ESTATE_DIR": str(estate_dir.resolve()),
         "ESTATE_HOME": str(home),
@@ -75,8 +76,14 @@ def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
         # ansible-runner turns host key checking off unless told; keep ansible.cfg's (on): a lab or
         # production host presenting an unknown key is refused, as `ansible-playbook` refuses it.
-        "ANSIBLE_HOST_KEY_CHECKING": host_key_checking(),
+        "ANSIBLE_HOST_KEY_CHECKING": checking,
     }
+    if checking.strip().lower() in ("1", "true", "yes", "on", "y", "t"):
+        # ...and refused at once: the runner gives ansible-playbook a terminal, on which ssh would ask
+        # "continue connecting?" and wait for ever. Appended, so a StrictHostKeyChecking the caller set
+        # (in ANSIBLE_SSH_COMMON_ARGS or here) comes first and wins, as ssh takes an option's first value.
+        envvars["ANSIBLE_SSH_EXTRA_ARGS"] = " ".join(
+            x for x in (os.environ.get("ANSIBLE_SSH_EXTRA_ARGS", ""), "-o StrictHostKeyChecking=yes") if x)
     try:
         r = ansible_runner.run(
             private_data_dir=str(private),
