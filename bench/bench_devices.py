@@ -1,28 +1,36 @@
 """`estate devices audit` against bare `ansible-playbook --check` on the same hosts, in the same run,
 over both transports (chroot, SSH) and at two sizes (1 and 20 lab hosts).
 
-Both audit the same hosts through the same estate inventory plugin; rounds alternate so machine noise
-falls on both. The figure is the ratio of medians (goal: at most 1.15x): what estate adds over the bare
-tool. Hosts are the lab's overlay roots (security_checks/lab/ssh_host.py) with the demo's planted
-drift: chroot endpoints entered with community.general.chroot, and SSH hosts (a real sshd per network
-namespace, key log-in as `ansible`, sudo).
+Both audit the same hosts through the same estate inventory plugin, with the same forks
+(playbooks/ansible.cfg's `forks`, recorded; 20, so 20 hosts run at once on both sides). Rounds
+alternate which side goes first (bare-estate, estate-bare, ...) so a load that rises or falls, and the
+SSH ControlPersist connections one run leaves warm for the next, fall on both alike. The figure is the
+ratio of medians (goal: at most 1.15x): what estate adds over the bare tool. Hosts are the lab's overlay
+roots (security_checks/lab/ssh_host.py) with the demo's planted drift: chroot endpoints entered with
+community.general.chroot, and SSH hosts (a real sshd per network namespace essh-NN, key log-in as
+`ansible`, sudo), removed afterwards. A run in which a host was unreachable or not audited (another
+process took the lab's namespaces, say) is recorded as not valid rather than counted.
 
 Where the time goes: estate = start-up (Python, typer, pydantic: measured alone as `estate devices
 audit --help`) + the same ansible-playbook run under ansible-runner + turning events into findings and
 committing them. The record keeps each part, so a change in the ratio says which part moved.
 
-Two ratios are recorded: wall-clock, the one the goal names, and CPU (user+sys of the command and
-all its children). On a shared 2-core machine the wall-clock figure swings by tens of percent from
-other people's load; the CPU figure is what estate itself costs and is stable run to run.
+Per run the bench takes wall seconds, CPU seconds and peak RSS from wait4 on that one command: CPU is
+user+sys of the command and every descendant it waited for (ansible-playbook, its forks, the modules);
+peak RSS is that of the largest of those processes. Two ratios are recorded: wall-clock, the one the
+goal names, and CPU. Neither is free of load: ansible-playbook's main process polls its workers in a
+sleep loop, so its CPU grows with the wall time a loaded machine stretches; the load average is kept
+before, after and at the end of every run.
 
-BENCH_DEVICES_ROUNDS (default 3) rounds at 1 host; BENCH_DEVICES_ROUNDS_20 (default 1) at 20 hosts.
+BENCH_DEVICES_ROUNDS (default 3) rounds at 1 host; BENCH_DEVICES_ROUNDS_20 (default 1) at 20 hosts;
+BENCH_DEVICES_SIZES (default 1,20) and BENCH_DEVICES_TRANSPORTS (default chroot,ssh) which configurations.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -40,13 +48,38 @@ RESULTS = Path(__file__).parent / "results" / "devices.json"
 ROUNDS = {1: int(os.environ.get("BENCH_DEVICES_ROUNDS", "3")), 20: int(os.environ.get("BENCH_DEVICES_ROUNDS_20", "1"))}
 
 
-def _timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def forks() -> int:
+    """The forks both commands run with: playbooks/ansible.cfg's, read by ansible-playbook from its working
+    directory and by estate through ANSIBLE_CONFIG (the bench sets neither ANSIBLE_FORKS nor -f)."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(REPO / "playbooks" / "ansible.cfg")
+    return cfg.getint("defaults", "forks", fallback=5)
+
+
+def _timed(cmd: list[str], cwd: Path, env: dict[str, str], out: Path | None = None) -> dict[str, Any]:
+    """Wall seconds, CPU seconds (user+sys of the command and every descendant it waited for) and peak
+    RSS (of the largest process among them), from wait4 on this one command."""
     t = time.monotonic()
-    subprocess.run(cmd, cwd=cwd, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out or os.devnull, "wb") as sink:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=sink, stderr=subprocess.DEVNULL)
+        _, status, ru = os.wait4(proc.pid, 0)
     wall = time.monotonic() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_mb": ru.ru_maxrss / 1024, "rc": proc.returncode,
+            "load": round(os.getloadavg()[0], 2)}
+
+
+def _estate_reached_all(out: Path, names: set[str]) -> str | None:
+    """Why an estate run does not count (a host unreachable, a host without findings), or None."""
+    try:
+        findings = json.loads(out.read_text())["findings"]
+    except (OSError, ValueError, KeyError):
+        return "no JSON output"
+    bad = {f["asset"] for f in findings if f["check_id"] == "devices.unreachable"}
+    seen = {f["asset"].removeprefix("host:") for f in findings}
+    if bad or names - seen:
+        return f"unreachable or unaudited: {sorted(bad | (names - seen))[:5]}"
+    return None
 
 
 def _estate(base: Path, hosts: list[dict[str, Any]]) -> Path:
@@ -74,6 +107,8 @@ def measure(transport: str, size: int, work: Path) -> dict[str, Any]:
     else:
         lab = up_chroot_roots(home, size)
         hosts = [{"name": h.name, "address": h.root, "connection": {"kind": "chroot"}} for h in lab]
+    names = {str(h["name"]) for h in hosts}
+    load_before = [round(x, 2) for x in os.getloadavg()]
     try:
         estate = _estate(home, hosts)
         env = {**os.environ, "ESTATE_HOME": str(home), "ESTATE_DIR": str(estate),
@@ -81,25 +116,48 @@ def measure(transport: str, size: int, work: Path) -> dict[str, Any]:
         bare_cmd = [str(BIN / "ansible-playbook"), "baseline.yml", "--check", "--diff"]
         estate_cmd = [str(BIN / "estate"), "devices", "audit", "--estate", str(estate), "--home", str(home),
                       "--format", "json", "--fail-on", "none"]
-        runs: dict[str, list[tuple[float, float]]] = {"bare": [], "estate": [], "startup": []}
-        for _ in range(ROUNDS[size]):
-            runs["bare"].append(_timed(bare_cmd, REPO / "playbooks", env))
-            runs["estate"].append(_timed(estate_cmd, REPO, env))
+        out = home / "estate-output.json"
+        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "estate": [], "startup": []}
+        problems: list[str] = []
+        for i in range(ROUNDS[size]):
+            # Alternate which goes first, so a load that rises or falls through a round, and the SSH
+            # ControlPersist connections one run leaves warm for the next, fall on both sides alike.
+            for side in (("bare", "estate") if i % 2 == 0 else ("estate", "bare")):
+                if side == "bare":
+                    r = _timed(bare_cmd, REPO / "playbooks", env)
+                    if r["rc"] not in (0, 2):   # 4: a host unreachable; others: the playbook failed
+                        problems.append(f"round {i + 1} bare: ansible-playbook exit {r['rc']}")
+                else:
+                    r = _timed(estate_cmd, REPO, env, out)
+                    why = _estate_reached_all(out, names)
+                    if r["rc"] != 0 or why:
+                        problems.append(f"round {i + 1} estate: exit {r['rc']}" + (f", {why}" if why else ""))
+                runs[side].append(r)
             runs["startup"].append(_timed([*estate_cmd[:3], "--help"], REPO, env))
     finally:
         down_ssh_hosts(home)
-    med = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
-    cpu = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
-    overhead = med["estate"] - med["bare"]
-    return {"transport": transport, "hosts": size, "rounds": ROUNDS[size],
-            "bare_seconds": [round(w, 2) for w, _ in runs["bare"]],
-            "estate_seconds": [round(w, 2) for w, _ in runs["estate"]],
-            "startup_seconds": [round(w, 2) for w, _ in runs["startup"]],
-            "ratio_of_medians": round(med["estate"] / med["bare"], 3),
-            "cpu_ratio_of_medians": round(cpu["estate"] / cpu["bare"], 3),
+
+    def med(side: str, key: str) -> float:
+        return statistics.median(r[key] for r in runs[side])
+
+    overhead = med("estate", "wall") - med("bare", "wall")
+    return {"transport": transport, "hosts": size, "rounds": ROUNDS[size], "forks": forks(),
+            "load_average_before": load_before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "bare_seconds": [round(r["wall"], 2) for r in runs["bare"]],
+            "estate_seconds": [round(r["wall"], 2) for r in runs["estate"]],
+            "startup_seconds": [round(r["wall"], 2) for r in runs["startup"]],
+            "bare_cpu_seconds": [round(r["cpu"], 2) for r in runs["bare"]],
+            "estate_cpu_seconds": [round(r["cpu"], 2) for r in runs["estate"]],
+            "startup_cpu_seconds": [round(r["cpu"], 2) for r in runs["startup"]],
+            "load_at_end_of_each_run": {k: [r["load"] for r in v] for k, v in runs.items() if k != "startup"},
+            "bare_peak_rss_mb": round(med("bare", "rss_mb"), 1),
+            "estate_peak_rss_mb": round(med("estate", "rss_mb"), 1),
+            "ratio_of_medians": round(med("estate", "wall") / med("bare", "wall"), 3),
+            "cpu_ratio_of_medians": round(med("estate", "cpu") / med("bare", "cpu"), 3),
             "estate_overhead_seconds": round(overhead, 2),
-            "of_which_startup_seconds": round(med["startup"], 2),
-            "met": med["estate"] / med["bare"] <= 1.15}
+            "of_which_startup_seconds": round(med("startup", "wall"), 2),
+            "valid": not problems, "problems": problems,
+            "met": not problems and med("estate", "wall") / med("bare", "wall") <= 1.15}
 
 
 def main() -> None:
@@ -112,14 +170,19 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         for size in sizes:
-            for transport in ("chroot", "ssh"):
+            for transport in os.environ.get("BENCH_DEVICES_TRANSPORTS", "chroot,ssh").split(","):
                 r = measure(transport, size, work)
                 results.append(r)
                 _record(results, complete=False)   # each configuration kept as soon as it is measured
-                print(f"devices audit, {transport} x{size}: estate {statistics.median(r['estate_seconds']):.1f}s vs "
-                      f"bare {statistics.median(r['bare_seconds']):.1f}s: ratio {r['ratio_of_medians']:.2f} "
-                      f"(CPU {r['cpu_ratio_of_medians']:.2f}); estate's own {r['estate_overhead_seconds']:.1f}s, "
-                      f"of which start-up {r['of_which_startup_seconds']:.1f}s")
+                print(f"devices audit, {transport} x{size} (forks {r['forks']}): estate "
+                      f"{statistics.median(r['estate_seconds']):.1f}s vs bare "
+                      f"{statistics.median(r['bare_seconds']):.1f}s: ratio {r['ratio_of_medians']:.2f} "
+                      f"(CPU {r['cpu_ratio_of_medians']:.2f}); peak RSS "
+                      f"{r['estate_peak_rss_mb']:.0f} vs {r['bare_peak_rss_mb']:.0f} MB; estate's own "
+                      f"{r['estate_overhead_seconds']:.1f}s, of which start-up "
+                      f"{r['of_which_startup_seconds']:.1f}s; load "
+                      f"{r['load_average_before'][0]}..{r['load_average_after'][0]}"
+                      + ("" if r["valid"] else f"; NOT VALID: {'; '.join(r['problems'])}"), flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _record(results, complete=True)

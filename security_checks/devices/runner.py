@@ -8,6 +8,7 @@ arrive, scrubbed, and kept in memory for findings and evidence.
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 import sys
@@ -62,6 +63,7 @@ def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None
             on_event(clean)
         return False  # nothing written to the artifacts' job_events: we keep them in memory
 
+    checking = host_key_checking()
     envvars = {
         "ESTATE_DIR": str(estate_dir.resolve()),
         "ESTATE_HOME": str(home),
@@ -72,7 +74,16 @@ def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None
         # This interpreter's environment first: a virtualenv need not be on the caller's PATH.
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
+        # ansible-runner turns host key checking off unless told; keep ansible.cfg's (on): a lab or
+        # production host presenting an unknown key is refused, as `ansible-playbook` refuses it.
+        "ANSIBLE_HOST_KEY_CHECKING": checking,
     }
+    if checking.strip().lower() in ("1", "true", "yes", "on", "y", "t"):
+        # ...and refused at once: the runner gives ansible-playbook a terminal, on which ssh would ask
+        # "continue connecting?" and wait for ever. Appended, so a StrictHostKeyChecking the caller set
+        # (in ANSIBLE_SSH_COMMON_ARGS or here) comes first and wins, as ssh takes an option's first value.
+        envvars["ANSIBLE_SSH_EXTRA_ARGS"] = " ".join(
+            x for x in (os.environ.get("ANSIBLE_SSH_EXTRA_ARGS", ""), "-o StrictHostKeyChecking=yes") if x)
     try:
         r = ansible_runner.run(
             private_data_dir=str(private),
@@ -88,6 +99,9 @@ def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None
             suppress_env_files=True,
             settings={"suppress_ansible_output": True},
             timeout=None,
+            # The runner's default jsonfile fact cache writes every host's facts to the artifacts and
+            # reads them back per task; ansible-playbook keeps them in memory, and so do we.
+            fact_cache_type="memory",
         )
         stats = scrub(r.stats or {})
         tail = ""
@@ -100,6 +114,16 @@ def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None
         return RunnerOutcome(status=str(r.status), rc=int(r.rc), events=events, stats=stats, stderr_tail=tail)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def host_key_checking() -> str:
+    """ansible.cfg's host_key_checking (Ansible's own default, on, when unset); the environment's
+    ANSIBLE_HOST_KEY_CHECKING wins, as it does for ansible-playbook."""
+    if "ANSIBLE_HOST_KEY_CHECKING" in os.environ:
+        return os.environ["ANSIBLE_HOST_KEY_CHECKING"]
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(PLAYBOOKS / "ansible.cfg")
+    return cfg.get("defaults", "host_key_checking", fallback="true")
 
 
 def remove_stale_private_dirs(work: Path) -> list[Path]:

@@ -65,6 +65,25 @@ def cli(lab: dict[str, Path], *args: str) -> tuple[int, dict[str, dict]]:  # typ
     return proc.returncode, {f["check_id"]: f for f in out["findings"] if f["asset"] == "host:lab-ssh-01"}
 
 
+def test_0_a_host_whose_key_is_not_known_is_refused_not_trusted(ssh_lab: dict[str, Path]) -> None:
+    """ansible.cfg keeps host key checking on, as ansible-playbook honours it; ansible-runner turns it off
+    unless told. Against a known_hosts without the host's key the audit reaches nothing, says why, adds
+    no key, and does not wait on a prompt (ansible-runner gives ansible-playbook a terminal to ask on)."""
+    empty = ssh_lab["home"] / "known_hosts-without-the-host"
+    empty.write_text("")
+    env = {**os.environ, "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={empty} -o IdentitiesOnly=yes",
+           # No ControlPersist: a connection another run left open would skip the key check altogether.
+           "ANSIBLE_SSH_ARGS": "-C"}
+    proc = subprocess.run([ESTATE, "devices", "audit", "--estate", str(ssh_lab["estate"]), "--home",
+                           str(ssh_lab["home"]), "--format", "json"], capture_output=True, text=True, timeout=300,
+                          env=env)
+    assert proc.stdout, proc.stderr
+    f = {x["check_id"]: x for x in json.loads(proc.stdout)["findings"] if x["asset"] == "host:lab-ssh-01"}
+    assert set(f) == {"devices.unreachable"}, sorted(f)
+    assert "Host key verification failed" in f["devices.unreachable"]["observed"]
+    assert empty.read_text() == ""
+
+
 def test_1_audit_over_ssh_finds_the_planted_drift(ssh_lab: dict[str, Path]) -> None:
     rc, f = cli(ssh_lab, "audit")
     assert rc == 1
