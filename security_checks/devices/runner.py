@@ -1,143 +1,32 @@
-"""Run the baseline playbook through ansible-runner (the execution core AWX uses).
-
-The private data directory is a temporary directory under the state directory, removed after the
-run: the runner writes the whole environment (passwords included) into artifacts/<ident>/command
-and env there, so nothing from it is ever copied. Events are taken from the event handler as they
-arrive, scrubbed, and kept in memory for findings and evidence.
-"""
+"""Run the baseline playbook through ansible-runner: the shared wrapper (security_checks/playbook_run.py)
+with the baseline's playbook, the estate's inventory plugin and its own private-directory prefix."""
 
 from __future__ import annotations
 
-import configparser
-import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..procs import pid_alive
+from .. import playbook_run
+from ..playbook_run import RunnerOutcome, Scrubber
 from .controls import PLAYBOOKS
-from .scrub import Scrubber
 
 PLAYBOOK = "baseline.yml"
 INVENTORY = PLAYBOOKS / "inventory" / "estate.yml"
-KEEP_EVENTS = {"playbook_on_play_start", "playbook_on_task_start", "playbook_on_stats", "runner_on_ok",
-               "runner_on_failed", "runner_on_skipped", "runner_on_unreachable", "runner_item_on_ok",
-               "runner_item_on_failed", "runner_item_on_skipped"}
+PREFIX = "devices-runner-"
 
-
-@dataclass
-class RunnerOutcome:
-    status: str
-    rc: int
-    events: list[dict[str, Any]] = field(default_factory=list)
-    stats: dict[str, Any] = field(default_factory=dict)
-    stderr_tail: str = ""
+__all__ = ["INVENTORY", "PLAYBOOK", "RunnerOutcome", "remove_stale_private_dirs", "run_playbook"]
 
 
 def run_playbook(*, estate_dir: Path, home: Path, apply: bool, limit: str | None = None,
                  scrubber: Scrubber | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
                  playbook: str = PLAYBOOK, tags: str | None = None) -> RunnerOutcome:
     """Run `playbook` in check and diff mode (audit) or diff mode (apply) against the estate's inventory."""
-    import ansible_runner
-
-    scrub = scrubber or Scrubber([])
-    home = home.resolve()
-    work = home / "tmp"
-    work.mkdir(mode=0o700, parents=True, exist_ok=True)
-    remove_stale_private_dirs(work)
-    private = Path(tempfile.mkdtemp(prefix=f"devices-runner-{os.getpid()}-", dir=work))
-    events: list[dict[str, Any]] = []
-
-    def handler(event: dict[str, Any]) -> bool:
-        clean = scrub({k: v for k, v in event.items() if k in ("event", "event_data", "counter", "created", "uuid")})
-        if clean.get("event") in KEEP_EVENTS:
-            data = clean.get("event_data") or {}
-            # The task's arguments may hold resolved variables; results and diffs are what we need.
-            data.pop("task_args", None)
-            events.append(clean)
-        if on_event:
-            on_event(clean)
-        return False  # nothing written to the artifacts' job_events: we keep them in memory
-
-    checking = host_key_checking()
-    envvars = {
-        "ESTATE_DIR": str(estate_dir.resolve()),
-        "ESTATE_HOME": str(home),
-        "ANSIBLE_CONFIG": str(PLAYBOOKS / "ansible.cfg"),
-        "ANSIBLE_INVENTORY_PLUGINS": str(PLAYBOOKS / "inventory_plugins"),
-        "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
-        "ANSIBLE_NOCOLOR": "1",
-        # This interpreter's environment first: a virtualenv need not be on the caller's PATH.
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)]),
-        "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        # ansible-runner turns host key checking off unless told; keep ansible.cfg's (on): a lab or
-        # production host presenting an unknown key is refused, as `ansible-playbook` refuses it.
-        "ANSIBLE_HOST_KEY_CHECKING": checking,
-    }
-    if checking.strip().lower() in ("1", "true", "yes", "on", "y", "t"):
-        # ...and refused at once: the runner gives ansible-playbook a terminal, on which ssh would ask
-        # "continue connecting?" and wait for ever. Appended, so a StrictHostKeyChecking the caller set
-        # (in ANSIBLE_SSH_COMMON_ARGS or here) comes first and wins, as ssh takes an option's first value.
-        envvars["ANSIBLE_SSH_EXTRA_ARGS"] = " ".join(
-            x for x in (os.environ.get("ANSIBLE_SSH_EXTRA_ARGS", ""), "-o StrictHostKeyChecking=yes") if x)
-    try:
-        r = ansible_runner.run(
-            private_data_dir=str(private),
-            project_dir=str(PLAYBOOKS),
-            playbook=playbook,
-            inventory=str(INVENTORY),
-            **({"limit": limit} if limit else {}),
-            **({"tags": tags} if tags else {}),
-            cmdline="--diff" if apply else "--check --diff",
-            envvars=envvars,
-            event_handler=handler,
-            quiet=True,
-            suppress_env_files=True,
-            settings={"suppress_ansible_output": True},
-            timeout=None,
-            # The runner's default jsonfile fact cache writes every host's facts to the artifacts and
-            # reads them back per task; ansible-playbook keeps them in memory, and so do we.
-            fact_cache_type="memory",
-        )
-        stats = scrub(r.stats or {})
-        tail = ""
-        if r.rc not in (0, 2, 4) or not events:
-            # No host results: the playbook or inventory itself failed; keep the reason, scrubbed.
-            try:
-                tail = scrub("\n".join(r.stdout.read().splitlines()[-15:]))
-            except (OSError, ValueError):
-                tail = ""
-        return RunnerOutcome(status=str(r.status), rc=int(r.rc), events=events, stats=stats, stderr_tail=tail)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
-
-
-def host_key_checking() -> str:
-    """ansible.cfg's host_key_checking (Ansible's own default, on, when unset); the environment's
-    ANSIBLE_HOST_KEY_CHECKING wins, as it does for ansible-playbook."""
-    if "ANSIBLE_HOST_KEY_CHECKING" in os.environ:
-        return os.environ["ANSIBLE_HOST_KEY_CHECKING"]
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(PLAYBOOKS / "ansible.cfg")
-    return cfg.get("defaults", "host_key_checking", fallback="true")
+    return playbook_run.run_playbook(prefix=PREFIX, estate_dir=estate_dir, home=home, apply=apply, playbook=playbook,
+                                     inventory=INVENTORY, limit=limit, tags=tags, scrubber=scrubber,
+                                     on_event=on_event)
 
 
 def remove_stale_private_dirs(work: Path) -> list[Path]:
-    """Remove what a killed run left: its private data holds the environment (artifacts/*/command).
-
-    A directory is stale when the process named in it is gone; live runs beside this one are kept.
-    """
-    removed = []
-    for entry in work.glob("devices-runner-*"):
-        pid = entry.name.split("-")[2]
-        if pid.isdigit() and pid_alive(int(pid)):
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
+    """What killed baseline runs left in `work` (their private data holds the environment)."""
+    return playbook_run.remove_stale_private_dirs(work, PREFIX)

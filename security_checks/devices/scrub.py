@@ -8,14 +8,12 @@ replaced wherever it appears, in any string; (2) anything under a key that looks
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Iterable
 from typing import Any
 
-MASK = "********"
-SECRET_KEY = re.compile(r"password|passwd|passphrase|secret|token|credential|api[_-]?key|private[_-]?key|auth[_-]?key",
-                        re.IGNORECASE)
+# One scrubber for every playbook run (security_checks/playbook_run.py); re-exported for the device code.
+from ..playbook_run import MASK, SECRET_KEY, Scrubber
+
+__all__ = ["MASK", "SECRET_KEY", "Scrubber", "password_env_names"]
 
 
 def password_env_names(estate: Any) -> set[str]:
@@ -27,26 +25,3 @@ def password_env_names(estate: Any) -> set[str]:
             if host.connection and host.connection.password_env:
                 names.add(host.connection.password_env)
     return names
-
-
-class Scrubber:
-    def __init__(self, env_names: Iterable[str], environ: dict[str, str] | None = None):
-        env = os.environ if environ is None else environ
-        # Longest first, so a secret that contains another is masked whole.
-        self.values = sorted({env[n] for n in env_names if env.get(n)}, key=len, reverse=True)
-
-    def text(self, value: str) -> str:
-        for secret in self.values:
-            if secret in value:
-                value = value.replace(secret, MASK)
-        return value
-
-    def __call__(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: (MASK if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "", [], {})
-                        else self(v)) for k, v in data.items()}
-        if isinstance(data, list | tuple):
-            return [self(v) for v in data]
-        if isinstance(data, str):
-            return self.text(data)
-        return data
