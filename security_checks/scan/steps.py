@@ -90,9 +90,13 @@ def segregation(ctx: StepContext) -> StepResult:
     from .segregation import run_matrix
 
     matrix, findings = run_matrix(ctx.loaded, net, ctx.run)
+    who = matrix.get("disagreements") or {}
+    # Who disagrees with the declared policy (the router's applied ruleset, the wire, or neither known).
+    odd = ", ".join(f"{n} {party}" for party, n in sorted(who.items())) or "none"
     return StepResult(findings=findings, data={"matrix": matrix},
                       summary=f"{len(matrix['flows'])} probes, {matrix['breaches']} breaches, "
-                              f"{matrix['allowed_but_blocked']} allowed flows blocked")
+                              f"{matrix['allowed_but_blocked']} allowed flows blocked; disagreeing with the "
+                              f"declared policy: {odd}")
 
 
 def scope_scan(ctx: StepContext) -> StepResult:
