@@ -173,8 +173,13 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
         composer = _Composer(rel, locations, problems)
         here: dict[str, int] = {}
         for key_node, value_node in node.value:
-            section = str(key_node.value)
             line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode) or not str(key_node.value).strip():
+                # `? ` (an empty key) or a list or mapping used as a key: there is no section name to report.
+                problems.append(Problem(rel, line, "(file)", "a top-level key must be a section name "
+                                                             f"(one of: {', '.join(SECTIONS)})"))
+                continue
+            section = str(key_node.value)
             if section in here:
                 # Two `zones:` in one file would otherwise be merged (or one dropped) without a word.
                 problems.append(Problem(rel, line, section, f"duplicate key (first at line {here[section]})"))

@@ -46,6 +46,10 @@ def one_line_exit_2(p: subprocess.CompletedProcess[str]) -> str:
     # A second `zones:` in one file was merged silently (PyYAML keeps the last).
     ("zones:\n  - {name: extra-a, kind: user}\nzones:\n  - {name: extra-b, kind: user}\n", 3, "zones",
      "duplicate key (first at line 1)"),
+    # An empty key (`? `) or a list as a key has no section name: found by the fuzz test, which saw an
+    # empty field name where the file and field must be named.
+    ("? \n", 1, "(file)", "a top-level key must be a section name"),
+    ("? [zones, sites]\n: []\n", 1, "(file)", "a top-level key must be a section name"),
 ])
 def test_a_broken_estate_file_is_one_line_with_file_line_and_field(
         demo_copy: Path, tmp_path: Path, content: str, line: int, field: str, message: str) -> None:
