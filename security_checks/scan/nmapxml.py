@@ -123,6 +123,11 @@ def safe_root(data: bytes, source: str) -> Element:
                          "are not accepted in scan files)") from None
     except ParseError as exc:
         raise BadScanXml(f"{source}: not well-formed XML ({exc}); truncated?") from None
+    except LookupError as exc:
+        # expat asks Python's codec registry for the encoding the XML declaration names; an unknown
+        # name ("TF-8") surfaces as LookupError, which is bad input like any other.
+        raise BadScanXml(f"{source}: its XML declaration names an encoding this reader does not know ({exc}); "
+                         "nmap, Nessus and OpenVAS write UTF-8") from None
     return root
 
 

@@ -107,6 +107,8 @@ HOSTILE = {
     "external-dtd": HEADER + b'<!DOCTYPE nmaprun SYSTEM "http://example.invalid/x.dtd"><nmaprun/>',
     "truncated": HEADER + b'<nmaprun scanner="nmap"><host><status state="up"/><address addr="10.1',
     "not-nmap": HEADER + b"<html><body>hello</body></html>",
+    # expat raised LookupError (a traceback) for an encoding name Python does not know: found by fuzzing.
+    "unknown-encoding": b'<?xml version="1.0" encoding="TF-8"?>\n<nmaprun scanner="nmap"></nmaprun>\n',
 }
 
 
