@@ -37,6 +37,7 @@ from security_checks.network.reach import (
     psn_flows,
     psn_name,
     psn_reach,
+    psn_side_origins,
     untrusted_estate_prefixes,
     untrusted_prefixes,
     vpn_sites,
@@ -831,17 +832,9 @@ class HubVnetSubnets:
 
 
 def psn_prefix_origins(estate: Estate) -> list[tuple[str, tuple[str | int, ...]]]:
-    """(prefix, estate path) for each prefix on the PSN's side (security_checks.network.reach.psn_reach):
-    the VLANs in a psn zone and the link's address_prefixes, normalised as the policy rules print them."""
-    psn_zones = {z.name for z in estate.zones if z.kind is ZoneKind.PSN}
-    out: list[tuple[str, tuple[str | int, ...]]] = [
-        (str(ipaddress.ip_network(v.cidr, strict=False)), ("sites", si, "vlans", vi, "cidr"))
-        for si, site in enumerate(estate.sites) for vi, v in enumerate(site.vlans) if v.zone in psn_zones]
-    link = estate.azure.connectivity.psn
-    for i, prefix in enumerate(link.address_prefixes if link is not None else []):
-        out.append((str(ipaddress.ip_network(prefix, strict=False)),
-                    ("azure", "connectivity", "psn", "address_prefixes", i)))
-    return out
+    """(prefix, estate path) for each prefix on the PSN's side (security_checks.network.reach), the
+    prefix normalised as the policy rules print it."""
+    return [(str(ipaddress.ip_network(p, strict=False)), path) for p, path in psn_side_origins(estate)]
 
 
 def _lob_zones(ctx: Context) -> dict[str, tuple[Any, Any]]:

@@ -125,11 +125,26 @@ def psn_reach(estate: Estate) -> PsnReach:
                 zones.append(rule.from_zone)
             found = _rule_addresses(estate, objects, rule.source, rule.from_zone)
             prefixes += [p for p in found if p not in prefixes]
-    psn_side = [v.cidr for s in estate.sites for v in s.vlans if v.zone in psn_zones]
-    link = estate.azure.connectivity.psn
-    if link:
-        psn_side += [p for p in link.address_prefixes if p not in psn_side]
+    psn_side: list[str] = []
+    for prefix, path in psn_side_origins(estate):
+        # Every psn-zone VLAN; a link prefix only once, and not again if a VLAN already declares it.
+        if path[0] == "sites" or prefix not in psn_side:
+            psn_side.append(prefix)
     return PsnReach(tuple(zones), tuple(prefixes), tuple(psn_side), tuple(rules))
+
+
+def psn_side_origins(estate: Estate) -> list[tuple[str, tuple[str | int, ...]]]:
+    """Each prefix on the PSN's side as declared, with the estate path that declares it: the VLANs in
+    a psn zone, then the PSN link's address_prefixes (a policy violation about one prefix is blamed
+    on its own line)."""
+    psn_zones = {z.name for z in estate.zones if z.kind is ZoneKind.PSN}
+    out: list[tuple[str, tuple[str | int, ...]]] = [
+        (v.cidr, ("sites", si, "vlans", vi, "cidr"))
+        for si, site in enumerate(estate.sites) for vi, v in enumerate(site.vlans) if v.zone in psn_zones]
+    link = estate.azure.connectivity.psn
+    out += [(p, ("azure", "connectivity", "psn", "address_prefixes", i))
+            for i, p in enumerate(link.address_prefixes if link is not None else [])]
+    return out
 
 
 @dataclass(frozen=True)
