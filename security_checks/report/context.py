@@ -160,10 +160,8 @@ class ReportData:
             if not isinstance(flow, dict) or not isinstance(verdicts, dict):
                 continue
             key = tuple(str(flow.get(k)) for k in ("src_zone", "src_site", "dst", "protocol", "port"))
-            row = rows.setdefault(key, {
-                "flow": f"{flow.get('src_zone')}@{flow.get('src_site')} ({flow.get('src')}) -> "
-                        f"{flow.get('dst_name')} ({flow.get('dst')}) {flow.get('protocol')}/{flow.get('port')}",
-                **verdicts, "findings": []})
+            # The flow's text as the segregation step wrote it (verdicts["flow"]).
+            row = rows.setdefault(key, {"flow": "", **verdicts, "findings": []})
             row["findings"].append(f.id)
         order = {"applied": 0, "observed": 1, "declared": 2, "undetermined": 3, "": 4}
         return sorted(rows.values(), key=lambda r: (order.get(str(r.get("disagrees") or ""), 5), r["flow"]))

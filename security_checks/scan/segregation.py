@@ -248,7 +248,8 @@ def _matrix(flows: list[Flow]) -> dict[str, Any]:
 
 
 def _verdicts(f: Flow) -> dict[str, Any]:
-    return {"declared": f.declared, "declared_rule": f.declared_rule, "declared_where": f.declared_where,
+    return {"flow": f.flow_text, "declared": f.declared, "declared_rule": f.declared_rule,
+            "declared_where": f.declared_where,
             "applied": f.applied, "applied_firewall": f.applied_firewall, "applied_rule": f.applied_rule,
             "observed": f.observed, "reachable": f.reachable, "disagrees": f.disagrees,
             "disagreement": f.disagreement}
