@@ -14,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from . import yamlread
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ESTATE_DIR = "inventory/demo"
 
@@ -38,7 +40,7 @@ def load_stack_config(stack: str, root: Path = REPO_ROOT) -> StackConfig:
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in root.glob("Pulumi.*.yaml"))
         raise StackConfigError(f"{path}: no such stack file (stacks: {', '.join(known) or 'none'})")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamlread.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise StackConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):

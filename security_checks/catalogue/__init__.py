@@ -28,8 +28,9 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from .. import yamlread
 
 # What a requirement is about, so a verdict can say how much of it was examined (coverage.py).
 AppliesTo = Literal["devices", "sites", "firewalls", "cloud_services", "users", "network", "plan", "organisation"]
@@ -80,7 +81,7 @@ def frameworks() -> tuple[Framework, ...]:
     out = []
     for path in sorted(CATALOGUE_DIR.glob("*.yaml")):
         try:
-            out.append(Framework.model_validate(yaml.safe_load(path.read_text())))
+            out.append(Framework.model_validate(yamlread.safe_load(path.read_text())))
         except Exception as exc:  # a broken catalogue file is a packaging bug: name the file
             raise ValueError(f"{path}: invalid control catalogue: {exc}") from exc
     return tuple(out)

@@ -6,9 +6,9 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from .. import yamlread
 from ..checks import make_finding
 from ..findings import Finding, Status
 from ..model.schema import Estate, Hosting
@@ -81,7 +81,7 @@ class EolData(BaseModel):
 
 @cache
 def load_eol(path: Path = EOL_FILE) -> EolData:
-    return EolData.model_validate(yaml.safe_load(path.read_text()))
+    return EolData.model_validate(yamlread.safe_load(path.read_text()))
 
 
 def product_eol(eol: EolData, vendor_product: str, version: str) -> tuple[str, date] | None:

@@ -110,6 +110,7 @@ from typing import Any, NoReturn
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import yamlread
 from ..fsutil import SHARED_FILE, atomic_write
 from ..model.schema import Estate
 from . import debver, vendorver
@@ -367,7 +368,7 @@ class CsafMap(BaseModel):
     def read(cls, path: Path) -> CsafMap:
         text, _ = _read(path)
         try:
-            raw = yaml.safe_load(text)
+            raw = yamlread.safe_load(text)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""

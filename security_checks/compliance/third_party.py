@@ -19,8 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import yamlread
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Severity, Status
 from . import vendorver
@@ -48,7 +47,7 @@ class WindowsRule:
 
 @cache
 def mapping(path: Path = MAPPING_FILE) -> tuple[tuple[WindowsRule, ...], dict[str, str]]:
-    data = yaml.safe_load(path.read_text())
+    data = yamlread.safe_load(path.read_text())
     return tuple(WindowsRule(**r) for r in data.get("windows") or []), dict(data.get("debian") or {})
 
 

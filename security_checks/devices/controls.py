@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-import yaml
+from .. import yamlread
 
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 ROLES = ("linux_baseline", "windows_baseline")
@@ -33,7 +33,7 @@ def task_index(playbooks: Path = PLAYBOOKS) -> dict[str, str]:
         for path in sorted((playbooks / "roles" / role / "tasks").glob("*.yml")):
             if path.name == "main.yml":
                 continue
-            tasks = yaml.safe_load(path.read_text()) or []
+            tasks = yamlread.safe_load(path.read_text()) or []
             controls = set().union(*(_task_tags(t) for t in tasks if isinstance(t, dict)))
             if len(controls) != 1:
                 raise ValueError(f"{path}: tasks must carry exactly one control tag (devices.*),"

@@ -19,7 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .. import yamlread
 
 WINDOW_DAYS = 14   # Cyber Essentials: high, critical and unrated security fixes within 14 days
 RELEASES_FILE = Path(__file__).resolve().parent / "data" / "windows_releases.yaml"
@@ -209,7 +209,7 @@ def judge_unsupported_software(facts: dict[str, Any], today: date) -> Report:
 
 @cache
 def releases(path: Path = RELEASES_FILE) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text())
+    data: dict[str, Any] = yamlread.safe_load(path.read_text())
     return data
 
 

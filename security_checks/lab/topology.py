@@ -22,8 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import yamlread
 from ..model.schema import Estate, Site, VlanPurpose, ZoneKind
 
 PREFIX = "est-"
@@ -144,7 +143,7 @@ class Lab:
 
 @cache
 def load_faults(path: Path = FAULTS_FILE) -> dict[str, list[dict[str, Any]]]:
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yamlread.safe_load(path.read_text()) or {}
     return {"selftest": data.get("selftest", []), "lab": data.get("lab", [])}
 
 

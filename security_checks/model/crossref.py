@@ -22,8 +22,7 @@ from datetime import date
 from functools import cache
 from pathlib import Path
 
-import yaml
-
+from .. import yamlread
 from .located import LoadedEstate, Path_, Problem, field_name
 from .schema import Estate, ScanScope, Schedule
 
@@ -40,7 +39,7 @@ def requirement_refs(directory: Path = CATALOGUE_DIR) -> frozenset[str]:
     """Every requirement reference (`<prefix>:<id>`, e.g. CE3.3:FW-3) in the catalogue files."""
     refs: set[str] = set()
     for path in sorted(directory.glob("*.yaml")):
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yamlread.safe_load(path.read_text(encoding="utf-8")) or {}
         prefix = data.get("prefix")
         refs.update(f"{prefix}:{req['id']}" for req in data.get("requirements") or []
                     if isinstance(req, dict) and "id" in req)

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from .. import yamlread
 from .crossref import cross_reference
 from .located import EstateError, LoadedEstate, Path_, Problem, field_name
 from .schema import SECTIONS, Estate
@@ -138,13 +139,12 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
             text = raw.decode("utf-8")
             # Aliases let a few lines expand into gigabytes ("billion laughs"); an estate never
             # needs them, so refuse them before building anything.
-            alias = next((ev for ev in yaml.parse(text, Loader=yaml.SafeLoader)
-                          if isinstance(ev, yaml.AliasEvent)), None)
+            alias = next((ev for ev in yamlread.events(text) if isinstance(ev, yaml.AliasEvent)), None)
             if alias is not None:
                 problems.append(Problem(rel, alias.start_mark.line + 1 if alias.start_mark else 0, "(file)",
                                         "YAML aliases (*name) are not supported: write values out"))
                 continue
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = yamlread.compose(text)
         except UnicodeDecodeError as exc:
             problems.append(Problem(rel, 1, "(file)", f"not UTF-8 text ({exc.reason})"))
             continue
