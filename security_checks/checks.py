@@ -22,9 +22,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from . import yamlread
 from .findings import EvidenceKind, EvidenceRef, Finding, Severity, Status
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -53,7 +53,7 @@ class CheckMeta(BaseModel):
 def registry() -> dict[str, CheckMeta]:
     out: dict[str, CheckMeta] = {}
     for path in sorted(p for root in CHECK_ROOTS if root.is_dir() for p in root.rglob("checks.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yamlread.safe_load(path.read_text()) or {}
         defaults = {"source": data.get("source", path.parent.name),
                     **({"evidence_kind": data["evidence_kind"]} if "evidence_kind" in data else {})}
         for raw in data.get("checks", []):
@@ -138,7 +138,7 @@ def make_finding(
     if status is Status.PASS:
         sev = Severity.INFO
     # One source of truth for check -> requirement: the catalogue's requirement.checks lists.
-    controls = sorted(controls_for(check_id))
+    controls = list(controls_for(check_id))   # sorted already
     return Finding(
         check_id=check_id, asset=asset, key=key, status=status, severity=sev,
         title=title or meta.title, source=meta.source, controls=controls,

@@ -8,6 +8,7 @@ keeps its id across runs: that is what makes deltas, trends and the remediation 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -24,6 +25,10 @@ class Status(StrEnum):
     NOT_ASSESSED = "not_assessed"  # in scope but nothing looked at it this run
 
 
+# Severity.rank as a table: sorting tens of thousands of findings asks it often.
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+
 class Severity(StrEnum):
     INFO = "info"
     LOW = "low"
@@ -33,7 +38,7 @@ class Severity(StrEnum):
 
     @property
     def rank(self) -> int:
-        return ["info", "low", "medium", "high", "critical"].index(self.value)
+        return SEVERITY_RANK[self]   # a StrEnum member hashes as its value
 
     @classmethod
     def from_cvss(cls, score: float) -> Severity:
@@ -142,3 +147,28 @@ class Finding(BaseModel):
     def open(self) -> bool:
         """Failing and not covered by a waiver: what counts against --fail-on and the verdicts."""
         return self.failing and self.acceptance is None
+
+
+@dataclass(frozen=True)
+class FindingBrief:
+    """A stored finding as a summary shows it (counts, worst-first lines, the exit status), read from
+    the store's columns without decoding the whole finding: a run of tens of thousands (an ITHC
+    import) prints its summary without building every finding again. Same names as Finding's."""
+
+    id: str
+    check_id: str
+    asset: str
+    key: str
+    status: Status
+    severity: Severity
+    title: str
+    observed: str
+    accepted: bool
+
+    @property
+    def failing(self) -> bool:
+        return self.status in (Status.FAIL, Status.ERROR)
+
+    @property
+    def open(self) -> bool:
+        return self.failing and not self.accepted

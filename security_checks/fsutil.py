@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 PRIVATE_FILE = 0o600
@@ -52,12 +52,19 @@ def atomic_write(path: Path, data: bytes | str, *, mode: int = PRIVATE_FILE, dur
     The temporary file lives beside the destination (same file system, so the rename is atomic) and
     is removed if anything fails. With `durable`, the data and the rename are fsynced.
     """
-    raw = data.encode() if isinstance(data, str) else data
+    return atomic_write_parts(path, [data], mode=mode, durable=durable)
+
+
+def atomic_write_parts(path: Path, parts: Iterable[bytes | str], *, mode: int = PRIVATE_FILE,
+                       durable: bool = True) -> Path:
+    """atomic_write of the concatenation of `parts`, encoded one at a time: a large file (a run
+    manifest of tens of thousands of findings) is never held whole as text and again as bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
+            for part in parts:
+                fh.write(part.encode() if isinstance(part, str) else part)
             fh.flush()
             os.fchmod(fh.fileno(), mode)
             if durable:

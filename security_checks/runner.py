@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from fnmatch import fnmatchcase
+from functools import cached_property, partial
 from typing import Any, Protocol
 
 from . import __version__
@@ -36,7 +37,7 @@ from .checks import make_finding, name_network, registry
 from .compliance.rap import transition
 from .compliance.timescales import policy
 from .compliance.verdict import run_verdicts
-from .findings import Finding, Status
+from .findings import Finding, FindingBrief, Status
 from .model.loader import LoadedEstate
 from .model.scope import scope_statement
 from .remediation import RapItem, RapUpdate
@@ -124,11 +125,18 @@ class Harness(Protocol):
 @dataclass
 class RunOutcome:
     run: RunInfo
-    findings: list[Finding]            # as stored (read back)
+    briefs: list[FindingBrief]         # every finding as stored (read back), as a summary shows it
     verdicts: list[FrameworkVerdict]
     rap: dict[str, int]
     data: dict[str, dict[str, Any]] = field(default_factory=dict)   # each step's command output
     recovered: list[str] = field(default_factory=list)
+    read_findings: Callable[[], list[Finding]] = field(default=list, repr=False)
+
+    @cached_property
+    def findings(self) -> list[Finding]:
+        """Every finding as stored, read back and decoded on first use: a summary needs only the briefs,
+        and decoding an ITHC import's 20,000 findings costs more than judging them did."""
+        return self.read_findings()
 
 
 def step_checks(step: Step) -> list[str]:
@@ -174,8 +182,9 @@ class Runner:
                 raise
             info = store.get_run(writer.id)
             assert info is not None
-            return RunOutcome(run=info, findings=store.findings(writer.id), verdicts=store.verdicts(writer.id),
-                              rap=update.counts, data=data, recovered=store.recovered)
+            return RunOutcome(run=info, briefs=store.briefs(writer.id), verdicts=store.verdicts(writer.id),
+                              rap=update.counts, data=data, recovered=store.recovered,
+                              read_findings=partial(_stored_findings, self.home, writer.id))
 
     # -- the steps -----------------------------------------------------------------------------
 
@@ -288,8 +297,11 @@ def _check_known(step: Step, findings: list[Finding]) -> None:
 def _name_network(findings: list[Finding], network: str) -> None:
     """The council's network name where check metadata says "{network}" (checks.py, name_network)."""
     for f in findings:
-        f.title, f.remediation = name_network(f.title, network), name_network(f.remediation, network)
-        f.observed, f.expected = name_network(f.observed, network), name_network(f.expected, network)
+        for name in ("title", "remediation", "observed", "expected"):
+            text = getattr(f, name)
+            named = name_network(text, network)
+            if named is not text:   # set only what changes: a model's assignment costs more than the check
+                setattr(f, name, named)
 
 
 def _named_verdict(v: FrameworkVerdict, network: str) -> FrameworkVerdict:
@@ -306,6 +318,12 @@ def _no_duplicates(findings: list[Finding]) -> None:
         if f.id in seen:
             raise RuntimeError(f"finding {f.id} ({f.check_id} on {f.asset} {f.key}) reported twice in one run")
         seen.add(f.id)
+
+
+def _stored_findings(home: Any, run_id: str) -> list[Finding]:
+    """A committed run's findings, from the store (the run is immutable once committed)."""
+    with Store(home) as store:
+        return store.findings(run_id)
 
 
 def _abandon(store: Store, writer: Any, reason: str) -> str | None:

@@ -32,7 +32,9 @@ UNWAIVABLE = "estate.waiver_"
 def apply_waivers(findings: Iterable[Finding], waivers: list[Waiver], today: date) -> None:
     """Set acceptance (unexpired waiver) or acceptance_lapsed (expired) on failing findings."""
     for finding in findings:
-        finding.acceptance, finding.acceptance_lapsed = None, None
+        # Cleared only when set: a model's assignment is not free, and an ITHC import has 20,000 findings.
+        if finding.acceptance is not None or finding.acceptance_lapsed is not None:
+            finding.acceptance, finding.acceptance_lapsed = None, None
         if not finding.failing or finding.check_id.startswith(UNWAIVABLE):
             continue
         for waiver in waivers:

@@ -132,7 +132,7 @@ class Populations:
         if applies_to == "sites":
             return self._site_of(f, kind, ident)
         if applies_to == "firewalls":
-            names = {fw.name for fw in self.estate.firewalls}
+            names = self.firewall_names
             for candidate in (ident if kind in ("firewall", "host") else None, f.details.get("firewall")):
                 if candidate in names:
                     return {str(candidate)}
@@ -148,8 +148,16 @@ class Populations:
             return set()
         return {ONE}
 
+    @cached_property
+    def site_names(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.estate.sites)
+
+    @cached_property
+    def firewall_names(self) -> frozenset[str]:
+        return frozenset(fw.name for fw in self.estate.firewalls)
+
     def _site_of(self, f: Finding, kind: str, ident: str) -> set[str]:
-        sites = {s.name for s in self.estate.sites}
+        sites = self.site_names
         if f.site in sites:
             return {str(f.site)}
         if kind == "site" and ident in sites:
@@ -164,12 +172,24 @@ class Populations:
             name = self.host_names.get(ident)
             if name and self.host_sites.get(name) in sites:
                 return {self.host_sites[name]}
+            return set(self._address_sites(ident))
+        return set()
+
+    def _address_sites(self, ident: str) -> frozenset[str]:
+        """The sites whose ranges hold an address; remembered, as an ITHC import asks per finding and requirement."""
+        found = self._by_address.get(ident)
+        if found is None:
             try:
                 ip = ipaddress.ip_address(ident)
+                found = frozenset(site for net, site in self.site_networks if ip.version == net.version and ip in net)
             except ValueError:
-                return set()
-            return {site for net, site in self.site_networks if ip.version == net.version and ip in net}
-        return set()
+                found = frozenset()
+            self._by_address[ident] = found
+        return found
+
+    @cached_property
+    def _by_address(self) -> dict[str, frozenset[str]]:
+        return {}
 
 
 def coverage(applies_to: str, evidence: list[Finding], pops: Populations) -> Coverage:

@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from ..findings import Finding, Severity
+from ..findings import Finding, FindingBrief, Severity
 from ..model.loader import EstateError, LoadedEstate, load_estate
 from ..store import RunInfo, Store
 
@@ -237,7 +237,7 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n")
 
 
-def exit_for(findings: list[Finding], fail_on: FailOn) -> int:
+def exit_for(findings: Sequence[Finding | FindingBrief], fail_on: FailOn) -> int:
     if fail_on is FailOn.NONE:
         return 0
     threshold = Severity(fail_on.value).rank
@@ -303,7 +303,7 @@ def print_steps(steps: list[dict[str, Any]]) -> None:
                    soft_wrap=True)
 
 
-def print_failing(findings: list[Finding], limit: int = 15) -> None:
+def print_failing(findings: Sequence[Finding | FindingBrief], limit: int = 15) -> None:
     """Failing findings worst first, one line per check however many assets it fails on, at most
     `limit` lines (a summary fits on a screen; `estate findings --run <id>` lists every one)."""
     from ..report.grouping import group_by_check

@@ -22,7 +22,7 @@ from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Severity, Status
 from ..model.schema import Estate
 from .drift import EstateIndex, asset_for
-from .vulnresult import VulnResult, scored
+from .vulnresult import VulnResult
 
 OUTPUT_CHARS = 4000   # plugin output kept per finding; the rest is in the evidence
 OBSERVED_CHARS = 400
@@ -108,21 +108,18 @@ def _finding(r: VulnResult, asset: str, site: str | None, zone: str | None, evid
                                                                 if r.cves else "")
     if excerpt:
         observed += f" -- {excerpt}"
-    vscore = scored(r.cvss_vector) if r.cvss_vector else None
-    finding = make_finding(
+    return make_finding(
         "scan.ithc_result", asset, Status.FAIL, key=f"{r.tool}:{r.plugin_id} {r.key}", observed=observed,
         expected="no vulnerability the tester's tool reports", title=f"{tool}: {r.name}"[:200], evidence=evidence,
-        site=site, zone=zone,
-        severity=vscore[1] if vscore else Severity(r.severity if r.severity != "info" else "low"),
+        site=site, zone=zone, cvss_vector=r.cvss_vector,
+        # Rated by the CVSS v3 vector, as the ITHC scores it; without one, by the tool's own rating.
+        severity=None if r.cvss_vector else Severity(r.severity if r.severity != "info" else "low"),
         remediation=r.solution or None,
         details={"tool": r.tool, "plugin_id": r.plugin_id, "plugin_name": r.name, "family": r.family,
                  "cves": r.cves, "cvss_vector": r.cvss_vector, "tool_severity": r.severity, "host": r.host,
                  "hostname": r.hostname, "port": r.port, "protocol": r.protocol, "service": r.service,
                  "output": output[:OUTPUT_CHARS], "output_truncated": len(output) > OUTPUT_CHARS,
                  "credentialed": r.credentialed, "evidence_basis": basis, "file": source, "file_sha256": sha256})
-    if vscore:
-        finding.cvss_vector, finding.cvss_score = r.cvss_vector, vscore[0]   # as make_finding would set them
-    return finding
 
 
 

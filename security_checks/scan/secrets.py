@@ -39,7 +39,8 @@ _RULES: tuple[tuple[re.Pattern[str], int, tuple[str, ...]], ...] = (
 def scrub(text: str) -> str:
     if not text:
         return text
-    lowered = text.translate(_LOWER)
+    # str.lower is several times faster than translate, and for ASCII text keeps every offset.
+    lowered = text.lower() if text.isascii() else text.translate(_LOWER)
     spans: list[tuple[int, int]] = []
     for pattern, group, words in _RULES:
         for w in words:

@@ -29,7 +29,6 @@ from typing import Protocol
 
 from ..checks import make_finding
 from ..findings import EvidenceRef, Finding, Severity, Status
-from .vulnresult import scored
 
 # nmap's product names (lower case, as a prefix) -> CPE 2.3 vendor:product, where nmap gives no <cpe>.
 PRODUCTS: tuple[tuple[str, str], ...] = (
@@ -249,16 +248,12 @@ def _vulnerable(asset: str, key: str, named: str, hits: list[AdvisoryLike], know
     listed = ", ".join(f"{c}" for c in cves[:8]) + (f" and {len(cves) - 8} more" if len(cves) > 8 else "")
     observed = (f"{named} is in the affected range of {len(hits)} advisor{'y' if len(hits) == 1 else 'ies'} "
                 f"({listed or ', '.join(a.id for a in hits)}); fixed in {fixed}; {caveat}")
-    vscore = scored(worst.cvss_vector) if worst and worst.cvss_vector else None
-    finding = make_finding(
+    return make_finding(
         "scan.vulnerable_version", asset, Status.FAIL, key=key, observed=observed, expected=expected,
-        evidence=evidence, site=site, zone=zone,
+        evidence=evidence, site=site, zone=zone, cvss_vector=worst.cvss_vector if worst else None,
         # A distribution build's banner is weak evidence: reported, at low severity, not as an alarm.
-        # Unrated advisories count as high, as the patch engine treats them.
-        severity=Severity.LOW if backport else (vscore[1] if vscore else Severity.HIGH),
+        # Unrated advisories count as high, as the patch engine treats them; a rated one by its vector.
+        severity=Severity.LOW if backport else (None if worst else Severity.HIGH),
         details={**details, "cves": cves, "fixed_version": fixed,
                  "advisories": [{"id": a.id, "cve": list(a.cve), "fixed_version": a.fixed_version,
                                  "cvss_vector": a.cvss_vector, "title": a.title} for a in hits]})
-    if vscore and worst:
-        finding.cvss_vector, finding.cvss_score = worst.cvss_vector, vscore[0]   # as make_finding would set them
-    return finding

@@ -11,8 +11,6 @@ import re
 from dataclasses import dataclass, field
 from functools import cache
 
-from ..findings import Severity
-
 # The tool's own rating where there is no CVSS v3 vector: Nessus 0-4, OpenVAS threat names.
 TOOL_SEVERITY = {"0": "info", "1": "low", "2": "medium", "3": "high", "4": "critical",
                  "log": "info", "none": "info", "debug": "info", "false positive": "info", "low": "low",
@@ -68,14 +66,3 @@ def clean_vector(value: str | None) -> str | None:
     except Exception:  # a vector the cvss library cannot read is no v3 evidence, not a reason to refuse the file
         return None
     return value
-
-
-@cache
-def scored(vector: str) -> tuple[float, Severity]:
-    """(base score, rating) of a CVSS v3 vector, computed once per distinct vector: a tester's file or a
-    feed repeats a few dozen vectors over tens of thousands of findings, and make_finding would
-    parse each again. The caller sets the finding's vector and score from this."""
-    from cvss import CVSS3
-
-    score = float(CVSS3(vector).scores()[0])
-    return score, Severity.from_cvss(score)

@@ -12,11 +12,12 @@ Layout under the state directory (the home: --home, ESTATE_HOME, default ./.esta
 
 The commit point is the database transaction. A run writes its evidence into its staging
 directory; at commit the store hashes every file (a finding may only cite a file that exists with
-the hash it recorded), writes the manifest, then in ONE transaction inserts the run, its findings,
-its verdicts, its evidence index and its Remediation Action Plan transition; only then renames the
-staging directory into place. A process killed at any point leaves either nothing committed (a
-staging directory, quarantined by the next writer) or a committed run whose directory the next
-writer renames into place: no reader ever sees a partial run, and no command deletes a run's files.
+the hash it recorded), then in ONE transaction inserts the run, its findings, its verdicts, its
+evidence index and its Remediation Action Plan transition, and writes the manifest of exactly those
+rows (durable before the transaction commits); only then renames the staging directory into place.
+A process killed at any point leaves either nothing committed (a staging directory, quarantined
+by the next writer) or a committed run whose directory the next writer renames into place: no
+reader ever sees a partial run, and no command deletes a run's files.
 
 On a shared PostgreSQL store the same holds per home: the transaction is the commit point for runs
 from every home (one writer at a time, through the database's advisory lock, so the RAP transition is
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import getpass
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -42,8 +44,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from ..findings import EvidenceRef, Finding, Status
-from ..fsutil import atomic_write, fsync_dir, fsync_tree, private_dir
+from ..findings import EvidenceRef, Finding, FindingBrief, Severity, Status
+from ..fsutil import atomic_write, atomic_write_parts, fsync_dir, fsync_tree, private_dir
 from ..remediation import RapItem, RapUpdate
 from ..testhooks import pause_at
 from ..verdicts import FrameworkVerdict
@@ -56,6 +58,7 @@ from .scrub import withheld_reason
 
 MANIFEST = ".estate-run.json"
 STAGING_PREFIX = ".staging-"
+FAILING = (Status.FAIL.value, Status.ERROR.value)   # as Finding.failing
 RUN_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{4,}$")
 
 
@@ -384,14 +387,6 @@ class Store:
         evidence = _index(w.staging)
         _check_citations(c.findings, evidence)
         finished = now()
-        manifest = {"format": "estate-run/1", "run": self._run_row(c, finished),
-                    "verdicts": [v.model_dump(mode="json") for v in c.verdicts],
-                    "evidence": [e.__dict__ for e in evidence]}
-        # The findings as pydantic writes them, joined in: the same JSON as dumping their dicts, at a
-        # fraction of the cost for a run of tens of thousands (an ITHC import).
-        text = json.dumps(manifest, default=str)
-        text = text[:-1] + ', "findings": [' + ", ".join(f.model_dump_json() for f in c.findings) + "]}"
-        atomic_write(w.staging / MANIFEST, text, durable=False)
         fsync_tree(w.staging)
         pause_at("commit:before-transaction")
         update = RapUpdate()
@@ -410,20 +405,26 @@ class Store:
                 cols = list(row)
                 cur.execute(f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
                             [row[k] for k in cols])
-                first_seen = self._first_seen(cur, [f.id for f in c.findings])
+                ids = [f.id for f in c.findings]
+                first_seen = self._first_seen(cur, ids)
                 rows = []
-                for f in c.findings:
-                    f.first_seen = first_seen.get(f.id, w.started_at)
+                for fid, f in zip(ids, c.findings, strict=True):
+                    f.first_seen = first_seen.get(fid, w.started_at)
                     f.last_seen = w.started_at
-                    if f.status is Status.FAIL and f.id in targets:
-                        f.fix_by = date.fromisoformat(targets[f.id])
-                    rows.append((w.id, f.id, f.check_id, f.asset, f.key, f.status.value, f.severity.value,
+                    if f.status is Status.FAIL and fid in targets:
+                        f.fix_by = date.fromisoformat(targets[fid])
+                    rows.append((w.id, fid, f.check_id, f.asset, f.key, f.status.value, f.severity.value,
                                  f.source, f.site, f.model_dump_json()))
                 cur.executemany("INSERT INTO findings (run_id, id, check_id, asset, key, status, severity, source,"
                                 " site, data) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
                 verdictsql.insert(cur, w.id, c.verdicts)
                 cur.executemany("INSERT INTO evidence_files (run_id, path, size, sha256, withheld) VALUES (?,?,?,?,?)",
                                 [(w.id, e.path, e.size, e.sha256, e.withheld) for e in evidence])
+                # The manifest is what `store recover --adopt` rebuilds the run from should the database
+                # be lost: written here, after first_seen, fix_by and the RAP counts are known, so it holds
+                # exactly the rows committed (each finding serialised once, for both), and durable before
+                # the commit point, so a committed run always has it.
+                _write_manifest(w.staging / MANIFEST, row, c.verdicts, evidence, [r[-1] for r in rows])
                 pause_at("commit:in-transaction")
                 self.db.commit()
             except BaseException:
@@ -501,6 +502,17 @@ class Store:
         with self._reading(f"the findings of run {run_id}"):
             return [Finding.model_validate_json(r[0])
                     for r in self.db.execute("SELECT data FROM findings WHERE run_id = ? ORDER BY id", (run_id,))]
+
+    def briefs(self, run_id: str) -> list[FindingBrief]:
+        """Every finding of a run as a summary needs it (FindingBrief), in id order like findings()."""
+        j = self.db.json_text
+        with self._reading(f"the findings of run {run_id}"):
+            return [FindingBrief(r[0], r[1], r[2], r[3], Status(r[4]), Severity(r[5]), r[6] or "", r[7] or "",
+                                 r[4] in FAILING and r[8] is not None)
+                    for r in self.db.execute(
+                        f"SELECT id, check_id, asset, key, status, severity, {j('data', 'title')},"  # noqa: S608
+                        f" {j('data', 'observed')}, {j('data', 'acceptance')} FROM findings WHERE run_id = ?"
+                        " ORDER BY id", (run_id,))]
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[None]:
@@ -647,6 +659,16 @@ def _names(root: Path) -> list[str]:
         return []
     return sorted(rel for p in root.rglob("*") if p.is_file() and not p.is_symlink()
                   and (rel := p.relative_to(root).as_posix()) != MANIFEST)
+
+
+def _write_manifest(path: Path, run: dict[str, Any], verdicts: list[FrameworkVerdict], evidence: list[Any],
+                    findings_json: list[str]) -> None:
+    """The run's manifest (format estate-run/1), its findings joined in as the store serialised them:
+    a run of tens of thousands (an ITHC import) is neither dumped twice nor held whole a second time."""
+    head = json.dumps({"format": "estate-run/1", "run": run, "verdicts": [v.model_dump(mode="json") for v in verdicts],
+                       "evidence": [e.__dict__ for e in evidence]}, default=str)
+    parts = (f"{', ' if i else ''}{text}" for i, text in enumerate(findings_json))
+    atomic_write_parts(path, itertools.chain([head[:-1], ', "findings": ['], parts, ["]}"]))
 
 
 def _index(root: Path) -> list[EvidenceFile]:

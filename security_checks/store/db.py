@@ -148,6 +148,13 @@ class Database:
             return text.replace("%", "%%").replace("?", "%s")
         return text
 
+    def json_text(self, column: str, key: str) -> str:
+        """SQL for the text of a top-level key of a JSON text column (NULL when absent or null), so a
+        query can read one field of stored findings without the caller decoding each one."""
+        if self.dialect == "postgresql":
+            return f"(({column})::json ->> '{key}')"
+        return f"json_extract({column}, '$.{key}')"
+
     def cursor(self) -> Cursor:
         return Cursor(self, self.raw.cursor())
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..findings import SEVERITY_RANK
 from ..remediation import STATUSES, RapItem, RapUpdate
 from .db import Cursor, Database
-
-_SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 def items(cur: Cursor | Database, *, with_history: bool) -> dict[str, RapItem]:
@@ -29,7 +28,7 @@ def items(cur: Cursor | Database, *, with_history: bool) -> dict[str, RapItem]:
 def items_sorted(db: Database, *, with_history: bool = True) -> list[RapItem]:
     order = {s: i for i, s in enumerate(STATUSES)}
     return sorted(items(db, with_history=with_history).values(),
-                  key=lambda i: (order.get(i.status, 9), -_SEVERITY_RANK.get(i.severity, 0), i.target_date,
+                  key=lambda i: (order.get(i.status, 9), -SEVERITY_RANK.get(i.severity, 0), i.target_date,
                                  i.finding_id))
 
 
