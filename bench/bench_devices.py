@@ -7,9 +7,10 @@ alternate which side goes first (bare-estate, estate-bare, ...) so a load that r
 SSH ControlPersist connections one run leaves warm for the next, fall on both alike. The figure is the
 ratio of medians (goal: at most 1.15x): what estate adds over the bare tool. Hosts are the lab's overlay
 roots (security_checks/lab/ssh_host.py) with the demo's planted drift: chroot endpoints entered with
-community.general.chroot, and SSH hosts (a real sshd per network namespace essh-NN, key log-in as
-`ansible`, sudo), removed afterwards. A run in which a host was unreachable or not audited (another
-process took the lab's namespaces, say) is recorded as not valid rather than counted.
+community.general.chroot, and SSH hosts (a real sshd per network namespace essh-N, key log-in as
+`ansible`, sudo), owned by the bench while it measures (another run's clean-up leaves them alone) and
+removed afterwards. A run in which a host was unreachable or not audited (its sshd died, say) is
+recorded as not valid rather than counted.
 
 Where the time goes: estate = start-up (Python, typer, pydantic: measured alone as `estate devices
 audit --help`) + the same ansible-playbook run under ansible-runner + turning events into findings and
@@ -95,47 +96,52 @@ def _estate(base: Path, hosts: list[dict[str, Any]]) -> Path:
     return estate
 
 
+def _rounds(home: Path, hosts: list[dict[str, Any]], size: int) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    """ROUNDS[size] rounds of both commands on these hosts, alternating which goes first."""
+    from security_checks.lab.ssh_host import environment
+
+    names = {str(h["name"]) for h in hosts}
+    estate = _estate(home, hosts)
+    env = {**os.environ, "ESTATE_HOME": str(home), "ESTATE_DIR": str(estate),
+           "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1", **environment(home)}
+    bare_cmd = [str(BIN / "ansible-playbook"), "baseline.yml", "--check", "--diff"]
+    estate_cmd = [str(BIN / "estate"), "devices", "audit", "--estate", str(estate), "--home", str(home),
+                  "--format", "json", "--fail-on", "none"]
+    out = home / "estate-output.json"
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], "estate": [], "startup": []}
+    problems: list[str] = []
+    for i in range(ROUNDS[size]):
+        # Alternate which goes first, so a load that rises or falls through a round, and the SSH
+        # ControlPersist connections one run leaves warm for the next, fall on both sides alike.
+        for side in (("bare", "estate") if i % 2 == 0 else ("estate", "bare")):
+            if side == "bare":
+                r = _timed(bare_cmd, REPO / "playbooks", env)
+                if r["rc"] not in (0, 2):   # 4: a host unreachable; others: the playbook failed
+                    problems.append(f"round {i + 1} bare: ansible-playbook exit {r['rc']}")
+            else:
+                r = _timed(estate_cmd, REPO, env, out)
+                why = _estate_reached_all(out, names)
+                if r["rc"] != 0 or why:
+                    problems.append(f"round {i + 1} estate: exit {r['rc']}" + (f", {why}" if why else ""))
+            runs[side].append(r)
+        runs["startup"].append(_timed([*estate_cmd[:3], "--help"], REPO, env))
+    return runs, problems
+
+
 def measure(transport: str, size: int, work: Path) -> dict[str, Any]:
-    from security_checks.lab.ssh_host import down_ssh_hosts, environment, up_chroot_roots, up_ssh_hosts
+    from security_checks.lab.ssh_host import chroot_roots, ssh_hosts
 
     home = work / f"{transport}-{size}"
     home.mkdir()
-    if transport == "ssh":
-        lab = up_ssh_hosts(home, size)
-        hosts = [{"name": h.name, "address": h.address, "connection": {"kind": "ssh", "user": "ansible"}}
-                 for h in lab]
-    else:
-        lab = up_chroot_roots(home, size)
-        hosts = [{"name": h.name, "address": h.root, "connection": {"kind": "chroot"}} for h in lab]
-    names = {str(h["name"]) for h in hosts}
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    try:
-        estate = _estate(home, hosts)
-        env = {**os.environ, "ESTATE_HOME": str(home), "ESTATE_DIR": str(estate),
-               "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_NOCOLOR": "1", **environment(home)}
-        bare_cmd = [str(BIN / "ansible-playbook"), "baseline.yml", "--check", "--diff"]
-        estate_cmd = [str(BIN / "estate"), "devices", "audit", "--estate", str(estate), "--home", str(home),
-                      "--format", "json", "--fail-on", "none"]
-        out = home / "estate-output.json"
-        runs: dict[str, list[dict[str, Any]]] = {"bare": [], "estate": [], "startup": []}
-        problems: list[str] = []
-        for i in range(ROUNDS[size]):
-            # Alternate which goes first, so a load that rises or falls through a round, and the SSH
-            # ControlPersist connections one run leaves warm for the next, fall on both sides alike.
-            for side in (("bare", "estate") if i % 2 == 0 else ("estate", "bare")):
-                if side == "bare":
-                    r = _timed(bare_cmd, REPO / "playbooks", env)
-                    if r["rc"] not in (0, 2):   # 4: a host unreachable; others: the playbook failed
-                        problems.append(f"round {i + 1} bare: ansible-playbook exit {r['rc']}")
-                else:
-                    r = _timed(estate_cmd, REPO, env, out)
-                    why = _estate_reached_all(out, names)
-                    if r["rc"] != 0 or why:
-                        problems.append(f"round {i + 1} estate: exit {r['rc']}" + (f", {why}" if why else ""))
-                runs[side].append(r)
-            runs["startup"].append(_timed([*estate_cmd[:3], "--help"], REPO, env))
-    finally:
-        down_ssh_hosts(home)
+    # The hosts are this run's for the whole measurement (another run's clean-up leaves them alone).
+    with (ssh_hosts if transport == "ssh" else chroot_roots)(home, size) as lab:
+        if transport == "ssh":
+            hosts = [{"name": h.name, "address": h.address, "connection": {"kind": "ssh", "user": "ansible"}}
+                     for h in lab]
+        else:
+            hosts = [{"name": h.name, "address": h.root, "connection": {"kind": "chroot"}} for h in lab]
+        load_before = [round(x, 2) for x in os.getloadavg()]
+        runs, problems = _rounds(home, hosts, size)
 
     def med(side: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[side])

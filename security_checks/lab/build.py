@@ -67,11 +67,13 @@ def owner_home(home: Path) -> Path:
 
 
 @contextlib.contextmanager
-def lab_lock(shared: bool = False) -> Iterator[Any]:
+def lab_lock(shared: bool = False, name: str = "lock") -> Iterator[Any]:
+    """A machine-wide lock under GLOBAL_DIR: `lock` for the lab of namespaces; other parts of the lab
+    that share nothing with it (the SSH hosts) take their own `name`, so they never wait on a scan."""
     import fcntl
 
     GLOBAL_DIR.mkdir(parents=True, exist_ok=True)
-    with open(GLOBAL_DIR / "lock", "a+") as fh:
+    with open(GLOBAL_DIR / name, "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield fh

@@ -6,7 +6,7 @@ Each host is
 - a root filesystem: the endpoint's debootstrapped base (endpoint.base_tarball) extracted once into
   the cache and shared read-only as the lower layer of an overlay mount, so 20 hosts cost 20 small
   upper directories, not 20 copies; /proc and /dev are mounted inside for sshd, sudo and apt;
-- a namespace `essh-NN` joined to the root namespace by one veth pair on 198.18.NN.0/30 (RFC 2544
+- a namespace `essh-N` joined to the root namespace by one veth pair on 198.18.N.0/30 (RFC 2544
   benchmarking space, never routed): the controller is .1, the host .2. Nothing else is reachable
   from it, and the main lab (est-* namespaces, build.py) neither sees nor removes it;
 - `sshd` started with `chroot` inside the namespace, listening on the host address only, its pid file
@@ -15,13 +15,34 @@ Each host is
 
 The controller's private key and known_hosts live under <home>/lab/ssh (a fresh key per build).
 Ansible is pointed at them with standard settings (ANSIBLE_PRIVATE_KEY_FILE, ANSIBLE_SSH_COMMON_ARGS:
-`environment()`), as an engineer or AWX credential would. Build and teardown hold the machine-wide
-lab lock. Root only.
+`environment()`), as an engineer or AWX credential would. Root only.
+
+Sets and their owners. Namespaces and addresses are machine-wide, and a CI run, a benchmark and a
+developer may each want hosts at the same time, so a set of hosts belongs to the run that built it
+for as long as that run holds it (`with ssh_hosts(home, n) as hosts:`), and nobody else removes it:
+- one set per home. Its record (REGISTRY/<digest of the home>.json: the home and every namespace
+  and root it will make) is written before anything is made, and its lock file (.lock beside it) is
+  held exclusive by the owner until the set is removed. flock dies with the process, kill -9
+  included, so a set whose lock is free has no owner left: it is stale, and the next run to claim
+  a set removes it, namespaces, processes, mounts and files, as its owner would have;
+- claiming (removing stale sets, choosing slots, writing the record) and removing happen under one
+  machine-wide lock of their own; building and using do not, so sets build and run side by side.
+  The lab of namespaces' lock is not taken: a scan holds it for its whole run, and the two share
+  nothing;
+- a slot N (essh-N, 198.18.N.0/30) is free when no record names it, no essh-N namespace or esshNr
+  link exists and no address or route in any of the root namespace's tables lies in that block: two
+  sets never share a namespace or an address, and a block something else on the machine uses is
+  never taken;
+- only what a record names is removed. A namespace no record names (made by a version of this module
+  before records, or not ours at all) is left alone, and its slot skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -29,14 +50,22 @@ import socket
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import IO, Any
 
-from .build import LabError, lab_dir, lab_lock, require_root
+from ..fsutil import atomic_write
+from .build import GLOBAL_DIR, LabError, lab_dir, lab_lock, require_root
 from .endpoint import BASE_VERSION, SUITE, base_tarball, cache_dir, plant_non_compliance
 
 NS_PREFIX = "essh-"
 USER = "ansible"
+MAX_HOSTS = 50               # in one set
+SLOTS = range(1, 255)        # N of essh-N and 198.18.N.0/30, machine-wide
+BLOCKS = "198.18.0.0/16"     # where the slots' blocks lie
+REGISTRY = GLOBAL_DIR / "ssh-hosts"
+REGISTRY_LOCK = "ssh-hosts.lock"
 
 
 @dataclass
@@ -57,10 +86,6 @@ def ssh_dir(home: Path) -> Path:
     return lab_dir(home) / "ssh"
 
 
-def _state(home: Path) -> Path:
-    return ssh_dir(home) / "hosts.json"
-
-
 def _run(cmd: list[str], what: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
                           env={**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"})
@@ -70,7 +95,8 @@ def _run(cmd: list[str], what: str, check: bool = True) -> subprocess.CompletedP
 
 
 def base_root() -> Path:
-    """The shared lower layer: the endpoint base extracted once per cache and BASE_VERSION."""
+    """The shared lower layer: the endpoint base extracted once per cache and BASE_VERSION. Called only
+    under the registry lock, so two runs never extract into the same .partial."""
     lower = cache_dir() / f"ssh-base-{SUITE}-v{BASE_VERSION}"
     if (lower / "usr" / "sbin" / "sshd").exists():
         return lower
@@ -154,43 +180,200 @@ def _wait_port(address: str, port: int = 22, timeout: float = 10.0) -> None:
     raise LabError(f"sshd on {address}:{port} did not answer within {timeout:.0f} s")
 
 
-def up_ssh_hosts(home: Path, count: int = 1) -> list[SshHost]:
-    """`count` SSH hosts (lab-ssh-01 ...), built fresh with planted drift; replaces any this home had."""
-    require_root()
-    if not 1 <= count <= 50:
-        raise LabError("between 1 and 50 SSH lab hosts")
-    with lab_lock():
-        _down_locked(home)
-        _remove_strays()
-        lower = base_root()
+@contextlib.contextmanager
+def ssh_hosts(home: Path, count: int = 1) -> Iterator[list[SshHost]]:
+    """`count` SSH hosts (lab-ssh-01 ...), built fresh with planted drift: the caller's until the block
+    ends, then removed. Their namespaces and addresses are slots no other set on the machine holds."""
+    with _owned_set(home, count, "lab-ssh", namespaces=True) as (hosts, lower):
         pubkey = keypair(home).with_suffix(".pub").read_text()
-        hosts: list[SshHost] = []
         known: list[str] = []
-        try:
-            for i in range(1, count + 1):
-                hosts.append(_up_one(home, i, lower, pubkey, known))
-        except BaseException:
-            _write(home, hosts)
-            _down_locked(home)
-            raise
+        for host in hosts:
+            _up_one(host, lower, pubkey, known)
         (ssh_dir(home) / "known_hosts").write_text("".join(known))
-        _write(home, hosts)
-        return hosts
+        yield hosts
 
 
-def _up_one(home: Path, i: int, lower: Path, pubkey: str, known: list[str]) -> SshHost:
-    name, netns = f"lab-ssh-{i:02d}", f"{NS_PREFIX}{i:02d}"
-    controller, address = f"198.18.{i}.1", f"198.18.{i}.2"
-    host_dir = ssh_dir(home) / name
+@contextlib.contextmanager
+def chroot_roots(home: Path, count: int) -> Iterator[list[SshHost]]:
+    """`count` chroot endpoints (lab-chroot-01 ...) on the same overlay roots, without a namespace or
+    sshd: the chroot transport at scale, for the devices benchmark. Owned and removed like ssh_hosts."""
+    with _owned_set(home, count, "lab-chroot", namespaces=False) as (hosts, lower):
+        pubkey = keypair(home).with_suffix(".pub").read_text()
+        for host in hosts:
+            _prepare_root(_mount(Path(host.root).parent, lower), pubkey)
+        yield hosts
+
+
+@contextlib.contextmanager
+def _owned_set(home: Path, count: int, prefix: str, *, namespaces: bool) -> Iterator[tuple[list[SshHost], Path]]:
+    """Claim a set for `home` (stale sets removed, slots chosen, the record written, its lock held),
+    yield the planned hosts and the shared lower layer, and remove the set when the block ends."""
+    require_root()
+    if not 1 <= count <= MAX_HOSTS:
+        raise LabError(f"between 1 and {MAX_HOSTS} SSH lab hosts")
+    home = Path(home).resolve()
+    lock = REGISTRY / f"{hashlib.sha256(str(home).encode()).hexdigest()[:16]}.lock"
+    with lab_lock(name=REGISTRY_LOCK):
+        _remove_stale()
+        owner = _take(lock, home)
+        try:
+            # Files a run before records left in this home (nothing else can own them now).
+            _raise_if_left(_remove_hosts(home, []))
+            if namespaces:
+                slots: list[int | None] = list(free_slots()[:count])
+                if len(slots) < count:
+                    raise LabError(f"{count} SSH lab hosts asked for, only {len(slots)} address blocks free "
+                                   f"(198.18.N.0/30, N {SLOTS.start}-{SLOTS.stop - 1}; other runs hold the rest)")
+            else:
+                slots = [None] * count
+            hosts = [_plan(home, f"{prefix}-{i:02d}", slot) for i, slot in enumerate(slots, 1)]
+            lower = base_root()
+            # Last, and before anything is made: a lock file without a record is a claim that built nothing.
+            atomic_write(_record(lock), json.dumps({"home": str(home), "owner": os.getpid(),
+                                                    "hosts": [asdict(h) for h in hosts]}, indent=1))
+        except BaseException:
+            owner.close()   # whatever is left is stale now, and removed by the next claim
+            raise
+    try:
+        yield hosts, lower
+    finally:
+        with lab_lock(name=REGISTRY_LOCK):
+            left = _remove_set(lock, home, hosts)
+        owner.close()
+        _raise_if_left(left)
+
+
+def _plan(home: Path, name: str, slot: int | None) -> SshHost:
+    root = str(ssh_dir(home) / name / "root")
+    if slot is None:
+        return SshHost(name, "", "", "", root, 0)
+    return SshHost(name, f"{NS_PREFIX}{slot:02d}", f"198.18.{slot}.2", f"198.18.{slot}.1", root, 0)
+
+
+def _record(lock: Path) -> Path:
+    return lock.with_suffix(".json")
+
+
+def _read_record(lock: Path) -> dict[str, Any] | None:
+    """A set's record, its hosts as SshHost; None while there is none (written whole, or not at all)."""
+    try:
+        data: dict[str, Any] = json.loads(_record(lock).read_text())
+        data["hosts"] = [SshHost(**h) for h in data["hosts"]]
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+    return data
+
+
+def _take(lock: Path, home: Path) -> IO[str]:
+    """The set's lock, held exclusive from here until the set is removed. Python opens it
+    non-inheritable, so sshd and every other child started meanwhile never hold it on the owner's behalf."""
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+")  # noqa: SIM115 (held past this function, for the set's life)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        record = _read_record(lock)
+        by = f" (pid {record['owner']})" if record else ""
+        raise LabError(f"the SSH lab hosts of {home} are in use by another run{by}") from None
+    return fh
+
+
+def _remove_stale() -> None:
+    """Every set whose owner is gone (its lock free), removed as the owner would have. Registry lock held."""
+    for lock in sorted(REGISTRY.glob("*.lock")):
+        with open(lock) as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue   # its owner runs
+            record = _read_record(lock)
+            if record is None:
+                lock.unlink()   # the owner died before its record: it made nothing
+            else:
+                _remove_set(lock, Path(record["home"]), record["hosts"])
+
+
+def _remove_set(lock: Path, home: Path, hosts: list[SshHost]) -> list[str]:
+    """Remove a set's hosts and files, then its record; a record whose mounts would not go is kept (and
+    its slots stay taken), so the next claim tries again. Returns what is still mounted."""
+    left = _remove_hosts(home, hosts)
+    if not left:
+        _record(lock).unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+    return left
+
+
+def _remove_hosts(home: Path, hosts: list[SshHost]) -> list[str]:
+    for h in hosts:
+        if h.netns:
+            _remove_namespace(h)
+        _unmount(Path(h.root))
+    d = ssh_dir(home)
+    if not d.exists():
+        return []
+    for entry in d.iterdir():
+        if entry.is_dir() and (entry / "root").is_dir():
+            _unmount(entry / "root")
+    # Never delete through a mount: a /dev still bound inside would take the machine's /dev with it.
+    left = mounts_under(d)
+    if not left:
+        shutil.rmtree(d, ignore_errors=True)
+    return left
+
+
+def _raise_if_left(left: list[str]) -> None:
+    if left:
+        raise LabError(f"still mounted, not removed: {', '.join(left)}")
+
+
+def _remove_namespace(h: SshHost) -> None:
+    """Every process in the namespace (sshd and its sessions), then the namespace and its link."""
+    proc = subprocess.run(["ip", "netns", "pids", h.netns], capture_output=True, text=True, check=False)
+    # Only processes inside the namespace: the recorded sshd pid may since belong to someone else.
+    for pid in {int(x) for x in proc.stdout.split() if x.isdigit()}:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+    _run(["ip", "netns", "del", h.netns], "ip netns del", check=False)
+    _run(["ip", "link", "del", h.link], "ip link del", check=False)
+
+
+def free_slots() -> list[int]:
+    """The slots, lowest first, that no record names and nothing on the machine uses: no essh-N
+    namespace, no esshNr link, no address or route in any table of the root namespace within
+    198.18.N.0/30. Only meaningful under the registry lock, where sets are claimed."""
+    taken: set[int] = set()
+    for lock in REGISTRY.glob("*.lock"):
+        record = _read_record(lock)
+        taken |= {_slot(h.netns[len(NS_PREFIX):]) for h in (record or {}).get("hosts", []) if h.netns}
+    namespaces = json.loads(_run(["ip", "-j", "netns", "list"], "ip netns list").stdout or "[]")
+    taken |= {_slot(ns["name"][len(NS_PREFIX):]) for ns in namespaces if ns["name"].startswith(NS_PREFIX)}
+    links = json.loads(_run(["ip", "-j", "link", "show"], "ip link show").stdout or "[]")
+    taken |= {_slot(li["ifname"][4:-1]) for li in links if li["ifname"].startswith("essh") and li["ifname"][-1] == "r"}
+    routes = json.loads(_run(["ip", "-j", "-4", "route", "show", "table", "all", "root", BLOCKS],
+                             "ip route show").stdout or "[]")
+    for route in routes:
+        net = ipaddress.ip_network(route["dst"], strict=False)
+        taken |= {n for n in SLOTS if ipaddress.ip_network(f"198.18.{n}.0/30").overlaps(net)}
+    return [n for n in SLOTS if n not in taken]
+
+
+def _slot(digits: str) -> int:
+    """The slot a name's number stands for; a name that is not ours (essh-x) takes none (-1)."""
+    return int(digits) if digits.isdigit() else -1
+
+
+def _up_one(host: SshHost, lower: Path, pubkey: str, known: list[str]) -> None:
+    netns, address = host.netns, host.address
+    host_dir = Path(host.root).parent
     shutil.rmtree(host_dir, ignore_errors=True)
     root = _mount(host_dir, lower)
-    host = SshHost(name, netns, address, controller, str(root), 0)
     _prepare_root(root, pubkey)
     _run(["ip", "netns", "add", netns], f"ip netns add {netns}")
     _run(["ip", "-n", netns, "link", "set", "lo", "up"], "lo up")
     _run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"], "sysctl", check=False)
     _run(["ip", "link", "add", host.link, "type", "veth", "peer", "name", "eth0", "netns", netns], "veth")
-    _run(["ip", "addr", "add", f"{controller}/30", "dev", host.link], "addr")
+    _run(["ip", "addr", "add", f"{host.controller}/30", "dev", host.link], "addr")
     _run(["ip", "link", "set", host.link, "up"], "link up")
     _run(["ip", "-n", netns, "addr", "add", f"{address}/30", "dev", "eth0"], "addr")
     _run(["ip", "-n", netns, "link", "set", "eth0", "up"], "link up")
@@ -201,93 +384,6 @@ def _up_one(home: Path, i: int, lower: Path, pubkey: str, known: list[str]) -> S
     for pub in sorted((root / "etc" / "ssh").glob("ssh_host_*_key.pub")):
         kind, key = pub.read_text().split()[:2]
         known.append(f"{address} {kind} {key}\n")
-    return host
-
-
-def up_chroot_roots(home: Path, count: int) -> list[SshHost]:
-    """`count` chroot endpoints (lab-chroot-01 ...) on the same overlay roots, without a namespace or
-    sshd: the chroot transport at scale, for the devices benchmark. Torn down with down_ssh_hosts."""
-    require_root()
-    with lab_lock():
-        _down_locked(home)
-        lower = base_root()
-        pubkey = keypair(home).with_suffix(".pub").read_text()
-        hosts: list[SshHost] = []
-        try:
-            for i in range(1, count + 1):
-                name = f"lab-chroot-{i:02d}"
-                root = _mount(ssh_dir(home) / name, lower)
-                hosts.append(SshHost(name, "", "", "", str(root), 0))
-                _prepare_root(root, pubkey)
-        except BaseException:
-            _write(home, hosts)
-            _down_locked(home)
-            raise
-        _write(home, hosts)
-        return hosts
-
-
-def _write(home: Path, hosts: list[SshHost]) -> None:
-    ssh_dir(home).mkdir(parents=True, exist_ok=True)
-    _state(home).write_text(json.dumps([asdict(h) for h in hosts], indent=1))
-
-
-def read_hosts(home: Path) -> list[SshHost]:
-    try:
-        return [SshHost(**h) for h in json.loads(_state(home).read_text())]
-    except (OSError, ValueError, TypeError):
-        return []
-
-
-def down_ssh_hosts(home: Path) -> int:
-    require_root()
-    with lab_lock():
-        return _down_locked(home)
-
-
-def _down_locked(home: Path) -> int:
-    hosts = read_hosts(home)
-    for h in hosts:
-        if not h.netns:   # a chroot-only root
-            _unmount(Path(h.root))
-            continue
-        # Every process in the namespace (sshd and its sessions), then the mounts, the links, the files.
-        proc = subprocess.run(["ip", "netns", "pids", h.netns], capture_output=True, text=True, check=False)
-        # Only processes inside the namespace: a recorded pid may since belong to someone else.
-        for pid in {int(x) for x in proc.stdout.split() if x.isdigit()}:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        _run(["ip", "netns", "del", h.netns], "ip netns del", check=False)
-        _run(["ip", "link", "del", h.link], "ip link del", check=False)
-        _unmount(Path(h.root))
-    d = ssh_dir(home)
-    if d.exists():
-        for entry in d.iterdir():
-            if entry.is_dir() and (entry / "root").is_dir():
-                _unmount(entry / "root")
-        # Never delete through a mount: a /dev still bound inside would take the machine's /dev with it.
-        left = mounts_under(d)
-        if left:
-            raise LabError(f"still mounted, not removed: {', '.join(left)}")
-        shutil.rmtree(d, ignore_errors=True)
-    return len(hosts)
-
-
-def _remove_strays() -> None:
-    """SSH lab hosts are one set per machine, like the lab: namespaces and links another home or a killed
-    run left behind are removed (their processes stopped) before new ones take the addresses."""
-    proc = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
-    for ns in [line.split()[0] for line in proc.stdout.splitlines() if line.startswith(NS_PREFIX)]:
-        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False).stdout
-        for pid in {int(x) for x in pids.split() if x.isdigit()}:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-        _run(["ip", "netns", "del", ns], "ip netns del", check=False)
-    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True, check=False).stdout
-    for line in links.splitlines():
-        name = line.split(":", 2)[1].strip().split("@")[0]
-        if name.startswith("essh") and name.endswith("r"):
-            _run(["ip", "link", "del", name], "ip link del", check=False)
 
 
 def mounts_under(d: Path) -> list[str]:

@@ -30,31 +30,30 @@ ESTATE = str(REPO / ".venv" / "bin" / "estate")
 def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     if os.geteuid() != 0:
         pytest.skip("needs root: network namespaces, mounts and sshd")
-    from security_checks.lab.ssh_host import down_ssh_hosts, environment, up_ssh_hosts
+    from security_checks.lab.ssh_host import environment, ssh_hosts
 
     home = tmp_path_factory.mktemp("ssh-home")
-    (host,) = up_ssh_hosts(home, 1)
-    estate = copy_estate(tmp_path_factory.mktemp("ssh-estate") / "estate")
+    with ssh_hosts(home, 1) as (host,):
+        estate = copy_estate(tmp_path_factory.mktemp("ssh-estate") / "estate")
 
-    def edit(data: dict) -> None:  # type: ignore[type-arg]
-        group = next(g for g in data["endpoint_groups"] if g["name"] == "linux-endpoints")
-        # Only the SSH host: the chroot endpoint has its own scenario.
-        group["hosts"] = [{"name": host.name, "address": host.address,
-                           "connection": {"kind": "ssh", "user": "ansible"}}]
+        def edit(data: dict) -> None:  # type: ignore[type-arg]
+            group = next(g for g in data["endpoint_groups"] if g["name"] == "linux-endpoints")
+            # Only the SSH host: the chroot endpoint has its own scenario.
+            group["hosts"] = [{"name": host.name, "address": host.address,
+                               "connection": {"kind": "ssh", "user": "ansible"}}]
 
-    edit_endpoints(estate, edit)
-    saved = {k: os.environ.get(k) for k in environment(home)}
-    os.environ.update(environment(home))
-    try:
-        yield {"home": home, "estate": estate, "root": Path(host.root)}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        down_ssh_hosts(home)
-        assert not (home / "lab" / "ssh").exists()
+        edit_endpoints(estate, edit)
+        saved = {k: os.environ.get(k) for k in environment(home)}
+        os.environ.update(environment(home))
+        try:
+            yield {"home": home, "estate": estate, "root": Path(host.root)}
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    assert not (home / "lab" / "ssh").exists()
 
 
 def cli(lab: dict[str, Path], *args: str) -> tuple[int, dict[str, dict]]:  # type: ignore[type-arg]
