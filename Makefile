@@ -10,7 +10,7 @@ STAMP   := $(VENV)/.installed
 APTSTAMP := .estate-apt-installed
 export ESTATE_HOME ?= $(CURDIR)/.estate
 
-.PHONY: demo test lint typecheck pytest setup clean bench node-npm
+.PHONY: demo test lint typecheck pytest setup clean bench fuzz node-npm
 
 setup: $(STAMP) $(APTSTAMP) node-npm
 
@@ -60,6 +60,12 @@ test: setup lint pytest
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Random fuzzing: make test replays the same examples every run; this draws new ones each time.
+fuzz: setup
+	ESTATE_HYPOTHESIS=explore $(BIN)/pytest -p no:cacheprovider \
+	  tests/foundation/test_fuzz_inputs.py tests/foundation/test_bad_input.py tests/compliance/test_debver.py \
+	  tests/infra/test_naming.py
 
 clean:
 	rm -rf $(VENV) $(APTSTAMP) .estate out .pytest_cache .mypy_cache .ruff_cache

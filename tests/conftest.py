@@ -7,8 +7,17 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property and fuzz tests draw the same examples on every run of `make test` (CI included): a new
+# failing example found by chance must not turn main red on an unrelated change. `make fuzz` runs
+# the same tests with fresh random examples each time, to look for new bugs; whatever it finds
+# becomes an @example regression case beside the test.
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("ESTATE_HYPOTHESIS", "default"))
 DEMO = REPO / "inventory" / "demo"
 ESTATE_BIN = REPO / ".venv" / "bin" / "estate"
 
