@@ -289,9 +289,11 @@ def _record(name: str, description: str, result: StepResult, seconds: float, *, 
 
 
 def _check_known(step: Step, findings: list[Finding]) -> None:
-    for f in findings:
-        if f.check_id != STEP_FAILED and step.checks and not any(fnmatchcase(f.check_id, p) for p in step.checks):
-            raise RuntimeError(f"step {step.name} emitted {f.check_id}, which it does not declare (Step.checks)")
+    if not step.checks:
+        return
+    for check_id in {f.check_id for f in findings} - {STEP_FAILED}:   # each check once, not each finding
+        if not any(fnmatchcase(check_id, p) for p in step.checks):
+            raise RuntimeError(f"step {step.name} emitted {check_id}, which it does not declare (Step.checks)")
 
 
 def _name_network(findings: list[Finding], network: str) -> None:

@@ -180,19 +180,21 @@ def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX), Nessus v2
                     f"(zones: {', '.join(z.name for z in loaded.estate.zones)})")
     source = "standard input" if str(file) == "-" else str(file)
     try:
-        data = read_capped(sys.stdin.buffer, source) if str(file) == "-" else read_file(file)
         with collections_deferred():   # tens of thousands of results: see runner.collections_deferred
-            parsed = parse_file(open_scan(data, source))   # bad input: refused before a run opens
+            # bad input: refused before a run opens
+            parsed = parse_file(open_scan(read_capped(sys.stdin.buffer, source) if str(file) == "-"
+                                          else read_file(file), source))
     except OSError as exc:
         usage_error(f"{file}: cannot read ({exc.strerror or exc})")
     except BadScanXml as exc:
         usage_error(str(exc))
     known = knowledge(loaded, advisory_feed)
+    extra = {"file": source, "format": parsed.file.kind, "sha256": parsed.file.sha256, "hosts": parsed.hosts}
     outcome = run_job(SCAN_IMPORT, loaded, home, options={"parsed": parsed, "source": source, "knowledge": known,
                                                           "source_zone": from_zone}, wait=wait,
                       quiet=format is Format.JSON)
-    _done(outcome, format, {"file": source, "format": parsed.file.kind, "sha256": parsed.file.sha256,
-                            "hosts": parsed.hosts}, fail_on)
+    del parsed   # a tester's 20,000 results, stored now: not held, nor rescanned by the collector, while printing
+    _done(outcome, format, extra, fail_on)
 
 
 VERDICT_COLUMNS = ("declared", "applied", "observed", "disagrees")

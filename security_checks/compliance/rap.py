@@ -78,6 +78,13 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
     unread = {f.asset for f in findings if f.status in (Status.ERROR, Status.NOT_ASSESSED)}
     counts = {"opened": 0, "reopened": 0, "accepted": 0, "closed": 0, "mitigated": 0, "unchanged": 0}
     changes: list[RapChange] = []
+    targets: dict[Severity, str] = {}
+
+    def target(severity: Severity) -> str:
+        # One date per severity for the whole run (an ITHC import asks 20,000 times).
+        if severity not in targets:
+            targets[severity] = _target(today, severity, estate)
+        return targets[severity]
 
     def record(item: RapItem, was: str | None, reason: str | None, *, created: bool = False) -> None:
         item.updated_at = stamp
@@ -95,7 +102,7 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
                 finding_id=f.id, check_id=f.check_id, asset=f.asset, key=f.key, title=f.title,
                 severity=f.severity.value, cvss_vector=f.cvss_vector, cvss_score=f.cvss_score, owner=owner,
                 owner_source=source, action=f.remediation or "See the finding.",
-                target_date=_target(today, f.severity, estate), status=status, acceptance=acceptance,
+                target_date=target(f.severity), status=status, acceptance=acceptance,
                 opened_on=today.isoformat(), first_run=run_id, last_seen_run=run_id,
                 retest_evidence=[e.path for e in f.evidence])
             record(new, None, "first reported" + (" (risk accepted by waiver)" if acceptance else ""), created=True)
@@ -108,7 +115,7 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
         if was in ("closed", "mitigated"):
             item.status, item.acceptance = status, acceptance
             item.opened_on = today.isoformat()
-            item.target_date = _target(today, f.severity, estate)
+            item.target_date = target(f.severity)
             item.retest_run, item.retest_evidence = run_id, [e.path for e in f.evidence]
             record(item, was, f"reopened: fails again in run {run_id}")
             counts["reopened"] += 1

@@ -9,7 +9,7 @@ the authorised scopes, and every finding names the file's SHA-256.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..findings import Finding
@@ -43,7 +43,10 @@ def parse_file(file: ScanFile) -> Parsed:
     if file.kind == "nmap":
         return Parsed(file, nmap=parse(file.data, source=file.source))
     reader = nessus.parse if file.kind == "nessus" else openvas.parse
-    return Parsed(file, results=reader(file.data, source=file.source))
+    results = reader(file.data, source=file.source)
+    # A tester's file is not kept (its scan policy can hold credentials: the evidence is its results),
+    # so its bytes, up to 64 MiB, are not held for the rest of the run either.
+    return Parsed(replace(file, data=b""), results=results)
 
 
 def judge(loaded: LoadedEstate, run: EvidenceSink, parsed: Parsed, *, knowledge: Knowledge | None = None,

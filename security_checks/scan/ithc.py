@@ -98,8 +98,7 @@ def _finding(r: VulnResult, asset: str, site: str | None, zone: str | None, evid
              source: str, sha256: str) -> Finding:
     tool = TOOLS.get(r.tool, r.tool)
     output = r.output   # masked by the reader (nessus.py, openvas.py): secrets never get this far
-    excerpt = " ".join(output.split())
-    excerpt = excerpt[:OBSERVED_CHARS] + ("..." if len(excerpt) > OBSERVED_CHARS else "")
+    excerpt = _excerpt(output)
     basis = "credentialed check (installed versions read on the host)" if r.credentialed else \
         f"remote check{f' ({r.detection})' if r.detection else ''}"
     where = f"{r.host} {r.key}" + (f" ({r.service})" if r.service else "")
@@ -123,12 +122,23 @@ def _finding(r: VulnResult, asset: str, site: str | None, zone: str | None, evid
 
 
 
+def _excerpt(output: str) -> str:
+    """The start of the output, whitespace folded, at most OBSERVED_CHARS (then "...")."""
+    # Folding a patch audit's whole output (kilobytes, 20,000 times) to keep 400 characters is most of
+    # the cost; folding a prefix gives the same start whenever it folds to more than the limit.
+    head = output[:OBSERVED_CHARS * 2]
+    folded = " ".join(head.split())
+    if len(folded) <= OBSERVED_CHARS and len(head) < len(output):
+        folded = " ".join(output.split())
+    return folded[:OBSERVED_CHARS] + ("..." if len(folded) > OBSERVED_CHARS else "")
+
+
 def evidence_json(results: list[VulnResult], *, kind: str, source: str, sha256: str) -> str:
     """Every result of the file (informational ones too, secrets masked): the evidence kept for the import.
 
     The file itself is not kept: a Nessus file's Policy section can hold the credentials of a
     credentialed scan. Its SHA-256 identifies the tester's original."""
-    rows = [{**vars(r), "cves": list(r.cves)} for r in results]
+    rows = [vars(r) for r in results]   # cves, a tuple, is written as a JSON array
     return json.dumps({"format": kind, "file": source, "sha256": sha256, "results": len(rows),
                        "note": "the original file is not stored (scan policies can hold credentials); compare its "
                                "SHA-256 with the tester's delivery", "items": rows})   # no indent: the C encoder
