@@ -128,9 +128,9 @@ class RunOutcome:
     briefs: list[FindingBrief]         # every finding as stored (read back), as a summary shows it
     verdicts: list[FrameworkVerdict]
     rap: dict[str, int]
+    read_findings: Callable[[], list[Finding]] = field(repr=False)   # the run's findings, from the store
     data: dict[str, dict[str, Any]] = field(default_factory=dict)   # each step's command output
     recovered: list[str] = field(default_factory=list)
-    read_findings: Callable[[], list[Finding]] = field(default=list, repr=False)
 
     @cached_property
     def findings(self) -> list[Finding]:

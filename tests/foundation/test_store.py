@@ -133,3 +133,37 @@ def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     assert first and first[0] == "001_runs_and_findings" and "060_one_runner" in first
     with Store(tmp_path) as store:
         assert store.schema_version == first
+
+
+def test_briefs_and_the_manifest_say_what_the_stored_findings_say(tmp_path: Path, loaded: LoadedEstate) -> None:
+    """A summary prints briefs read from the store's columns and JSON functions, not decoded findings,
+    and `store recover --adopt` rebuilds a run from its manifest: both must match the stored rows,
+    including an accepted finding, the fix-by date and first_seen the commit sets."""
+    import dataclasses
+    import json
+
+    from security_checks.model.schema import Waiver
+    from security_checks.store.core import MANIFEST
+
+    waiver = Waiver(check="scan.plaintext_protocol", asset="host:10.10.30.21", justification="Legacy kiosk; isolated.",
+                    approved_by="Priya Natarajan (SIRO)", approved_on=TODAY, expires=date(2027, 3, 1))
+    waived = dataclasses.replace(loaded, estate=loaded.estate.model_copy(update={"waivers": [waiver]}))
+    chosen = [finding("host:10.10.30.20"), finding("host:10.10.30.21"), finding("host:10.10.30.22", Status.PASS),
+             make_finding("scan.plaintext_protocol", "host:10.10.30.23", Status.ERROR, key="tcp/23",
+                          observed="nmap could not reach it")]
+    out = run_with(tmp_path, waived, chosen, today=TODAY)
+    stored = out.findings
+    assert len(stored) == 4 and [b.id for b in out.briefs] == [f.id for f in stored]
+    for b, f in zip(out.briefs, stored, strict=True):
+        assert (b.check_id, b.asset, b.key, b.status, b.severity, b.title, b.observed) == \
+            (f.check_id, f.asset, f.key, f.status, f.severity, f.title, f.observed)
+        assert (b.accepted, b.failing, b.open) == (f.accepted, f.failing, f.open)
+    assert [b.accepted for b in out.briefs if b.asset == "host:10.10.30.21"] == [True]
+    assert sum(b.open for b in out.briefs) == 2   # .20 failing and .23 in error; .21 is accepted
+    with Store(tmp_path) as store:
+        manifest = json.loads((store.runs_dir / out.run.id / MANIFEST).read_text())
+    assert json.loads(manifest["run"]["rap_update"]) == out.rap
+    by_id = {f.id: f.model_dump(mode="json") for f in stored}
+    assert {f["id"]: f for f in manifest["findings"]} == by_id
+    assert all(f["first_seen"] and f["last_seen"] for f in manifest["findings"])
+    assert any(f["fix_by"] for f in manifest["findings"])
