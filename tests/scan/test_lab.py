@@ -40,6 +40,8 @@ def _expectations(kind: str) -> set[tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def scanned(lab, loaded):
     out = Runner(loaded, lab["home"]).run(Job("scan", (NETWORK,), "lab scan"), harness=IN_USE)
+    failed = [f.observed for f in out.findings if f.check_id == "assess.step_failed"]
+    assert failed == [], f"the lab scan's step failed, so no planted fault could be judged: {failed}"
     with Store(lab["home"]) as store:
         evidence = store.evidence_dir(out.run.id)
     return {"findings": out.findings, "steps": out.run.steps, "evidence": evidence, "run": out.run.id}
