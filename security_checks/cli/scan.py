@@ -160,7 +160,8 @@ def import_(file: Annotated[Path, typer.Argument(help="nmap XML (-oX), Nessus v2
     The format is told from the file's root element. nmap XML is judged as a live scan is (drift,
     TLS/SSH/SMB/HTTP, service versions against the advisory feed, management exposure); Nessus and
     OpenVAS results become scan.ithc_result findings with their plugin/NVT id, CVEs, CVSS v3 vector
-    and plugin output (secrets removed). Every finding names the file's SHA-256, and hosts outside
+    and the start of the plugin output; the whole output (secrets removed) is in the run's evidence.
+    Every finding names the file's SHA-256, and hosts outside
     every scan scope are reported (scan.host_out_of_scope), never dropped.
 
     Every finding printed is stored (`estate findings --run <id>`), and its failing findings open

@@ -51,6 +51,19 @@ def _stored(home: Path, run: str) -> dict[str, dict[str, Any]]:
     return {f["id"]: f for f in json.loads(listed.stdout)["findings"]}
 
 
+def _output(home: Path, run: str, finding: dict[str, Any]) -> str:
+    """The whole plugin output of an ITHC finding, from the evidence file it cites (its evidence_item)."""
+    with Store(home) as store:
+        evidence = store.evidence_dir(run)
+    ref = finding["evidence"][0]
+    raw = (evidence / ref["path"]).read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == ref["sha256"]
+    item = json.loads(raw)["items"][finding["details"]["evidence_item"]]
+    assert item["plugin_id"] == finding["details"]["plugin_id"] and item["host"] == finding["details"]["host"]
+    assert len(item["output"]) == finding["details"]["output_chars"]
+    return str(item["output"])
+
+
 def _rap(home: Path, run: str, council: str) -> set[str]:
     psn = CliRunner().invoke(app, ["check", "psn", "--run", run, "--home", str(home), "--format", "json",
                                    *COUNCILS[council]["estate"]])
@@ -78,7 +91,8 @@ def test_a_nessus_file_becomes_stored_findings_and_rap_items(council: str, tmp_p
     # The credentialed patch audit: a local check, marked as such, on the host it was run against.
     patch = got[("scan.ithc_result", c["linux"][1], "nessus:185389 host")]
     assert patch["details"]["credentialed"] and "credentialed" in patch["details"]["evidence_basis"]
-    assert "libssl3_3.0.11-1~deb12u2" in patch["details"]["output"] and patch["details"]["cves"] == ["CVE-2023-5363"]
+    assert patch["details"]["cves"] == ["CVE-2023-5363"]
+    assert "libssl3_3.0.11-1~deb12u2" in _output(home, data["run"], patch)
     # The host outside every scope: reported, and its result kept.
     out = got[("scan.host_out_of_scope", f"host:{c['outside']}", "")]
     assert out["status"] == "fail" and c["outside"] in out["observed"]
@@ -113,14 +127,15 @@ def test_an_openvas_report_becomes_stored_findings_and_rap_items(council: str, t
     got = {(f["check_id"], f["asset"], f["key"]): f for f in data["findings"]}
     ssh = got[("scan.ithc_result", c["ssh"][1], "openvas:1.3.6.1.4.1.25623.1.0.114673 tcp/22")]
     assert ssh["details"]["cves"] == ["CVE-2024-6387"] and ssh["severity"] == "high" and ssh["cvss_score"] == 8.1
-    assert ssh["details"]["evidence_basis"] == "remote check (remote_banner)" and "9.8p1" in ssh["details"]["output"]
+    assert ssh["details"]["evidence_basis"] == "remote check (remote_banner)"
+    assert "9.8p1" in _output(home, data["run"], ssh)
     assert ssh["remediation"] == "Update to version 9.8p1 or later."
     pkg = got[("scan.ithc_result", c["print"][1], "openvas:1.3.6.1.4.1.25623.1.1.2.2024.5778 host")]
     assert pkg["details"]["credentialed"] and pkg["severity"] == "high"
     assert pkg["details"]["cves"] == ["CVE-2024-47175", "CVE-2024-47176"]
     assert ("scan.host_out_of_scope", f"host:{c['outside']}", "") in got
     snmp = got[("scan.ithc_result", f"host:{c['outside']}", "openvas:1.3.6.1.4.1.25623.1.0.10264 udp/161")]
-    assert ithc_files.PASSWORD not in json.dumps(snmp) and "********" in snmp["details"]["output"]
+    assert ithc_files.PASSWORD not in json.dumps(snmp) and "********" in _output(home, data["run"], snmp)
     assert not any("105937" in k[2] for k in got)   # the Log result: evidence only
     stored = _stored(home, data["run"])
     assert sorted(stored) == sorted(f["id"] for f in data["findings"])
