@@ -40,10 +40,12 @@ def _expectations(kind: str) -> set[tuple[str, str, str]]:
 @pytest.fixture(scope="module")
 def scanned(lab, loaded):
     out = Runner(loaded, lab["home"]).run(Job("scan", (NETWORK,), "lab scan"), harness=IN_USE)
-    failed = [f.observed for f in out.findings if f.check_id == "assess.step_failed"]
-    assert failed == [], f"the lab scan's step failed, so no planted fault could be judged: {failed}"
     with Store(lab["home"]) as store:
         evidence = store.evidence_dir(out.run.id)
+    failed = [f for f in out.findings if f.check_id == "assess.step_failed"]
+    # The traceback the runner kept as evidence: CI prints it, so a failure there can be diagnosed.
+    why = [(evidence / f.evidence[0].path).read_text()[-3000:] for f in failed if f.evidence]
+    assert failed == [], f"the lab scan's step failed, so no planted fault could be judged: {why}"
     return {"findings": out.findings, "steps": out.run.steps, "evidence": evidence, "run": out.run.id}
 
 
