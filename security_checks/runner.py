@@ -354,7 +354,11 @@ def _context(loaded: LoadedEstate, today: date) -> dict[str, Any]:
         "nation": e.organisation.nation.value,
         "network": e.organisation.public_sector_network,
         "ce_version": e.organisation.ce_version,
-        "estate_dir": str(loaded.root),
+        # No "estate_dir" here: nothing that renders the context reads it, and the context is kept
+        # with the run (its row, its manifest beside the evidence files), which should not carry the
+        # directory the operator ran from: which estate was assessed is the run's digest. The
+        # run record keeps the directory (store.begin in Runner.run) because the operator's own
+        # messages need it ("run X assessed the estate DIR": cli/common.same_estate, evidence seal).
         "scope": scope_statement(e),
         "waivers": waivers,
         "remediation_policy": policy(e),

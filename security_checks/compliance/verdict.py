@@ -68,7 +68,9 @@ def framework_verdict(fw: Framework, findings: list[Finding], estate: Estate, on
     expired = {a.requirement: a for a in mine if a.expires is not None and a.expires < on}
     rows: list[RequirementRow] = []
     unverifiable = []
-    attest_file = str(estate_dir / "attestations.yaml") if estate_dir else "attestations.yaml"
+    # Relative to the estate directory, as findings cite the estate: a verdict is stored and sealed
+    # into evidence, which must not carry the directory the operator happened to run from.
+    attest_file = "attestations.yaml"
     for r in results:
         att = None
         if r.attestation:

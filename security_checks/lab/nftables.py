@@ -88,7 +88,8 @@ def configure(lab: Lab, loaded: LoadedEstate, d: Path) -> Path:
 def render(estate: Estate, fw: Firewall, faults: list[dict[str, Any]] | None = None,
            source: str = "the estate") -> str:
     """The role's template rendered with the variables the role gets (no Ansible, nothing loaded)."""
-    loaded = LoadedEstate(estate=estate, root=Path(source), locations={}, digest="")
+    # No file was read: the ruleset's header cites `source` where a loaded estate gives file:line.
+    loaded = LoadedEstate(estate=estate, root=Path(source), locations={("firewalls",): (source, 0)}, digest="")
     env = Environment(loader=FileSystemLoader(ROLE / "templates"), undefined=StrictUndefined,
                       keep_trailing_newline=True, trim_blocks=True, autoescape=False)  # noqa: S701 (nftables text)
     env.filters["nft_set_name"] = lambda name, prefix: f"{prefix}_{name.replace('-', '_')}"

@@ -18,7 +18,6 @@ where an item has no name.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from .located import LoadedEstate, Path_
@@ -58,12 +57,15 @@ def field_label(root: Any, path: Path_) -> str:
 
 
 class Origins:
-    """From a file and line (as another process reported them) back to the estate path declared there."""
+    """From a file and line (as another process reported them) back to the estate path declared there.
+
+    Both sides name files relative to the estate directory (LoadedEstate.locations), so the other
+    process may have loaded the estate through any path (the offline plan is given it resolved).
+    """
 
     def __init__(self, loaded: LoadedEstate):
         self._at: dict[tuple[str, int], Path_] = {}
-        for path, (file, line) in loaded.locations.items():
-            key = (os.path.realpath(file), line)
+        for path, key in loaded.locations.items():
             # Several values start on one line (a flow mapping, a list item and its first key): the
             # outermost of them is the thing declared there.
             known = self._at.get(key)
@@ -73,4 +75,4 @@ class Origins:
     def path_at(self, file: str | None, line: int | None) -> Path_ | None:
         if file is None or line is None:
             return None
-        return self._at.get((os.path.realpath(file), line))
+        return self._at.get((file, line))

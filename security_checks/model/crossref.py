@@ -23,7 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from .. import yamlread
-from .located import LoadedEstate, Path_, Problem, field_name
+from .located import LoadedEstate, Path_, Problem
 from .schema import Estate, ScanScope, Schedule
 
 Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -97,8 +97,7 @@ def _dupes(items: Iterable[tuple[str, Path_]], what: str, loaded: LoadedEstate) 
     for name, path in items:
         if name in seen:
             f0, l0 = loaded.where(seen[name])
-            f, line = loaded.where(path)
-            out.append(Problem(f, line, field_name(path), f"duplicate {what} {name!r} (first at {f0}:{l0})"))
+            out.append(loaded.problem(path, f"duplicate {what} {name!r} (first at {loaded.shown(f0)}:{l0})"))
         else:
             seen[name] = path
     return out
@@ -110,8 +109,7 @@ def cross_reference(loaded: LoadedEstate, today: date | None = None) -> list[Pro
     problems: list[Problem] = []
 
     def bad(path: Path_, message: str, policy: bool = False) -> None:
-        f, line = loaded.where(path)
-        problems.append(Problem(f, line, field_name(path), message, policy))
+        problems.append(loaded.problem(path, message, policy))
 
     zones = {z.name for z in e.zones}
     sites = {s.name: s for s in e.sites}
@@ -376,21 +374,18 @@ def _schedule_problems(loaded: LoadedEstate) -> list[Problem]:
     out += _dupes(((s.name, ("schedules", i, "name")) for i, s in enumerate(e.schedules)), "schedule", loaded)
     for i, sch in enumerate(e.schedules):
         if sch.scope is not None and sch.scope not in scopes:
-            f, line = loaded.where(("schedules", i, "scope"))
-            out.append(Problem(f, line, field_name(("schedules", i, "scope")), f"unknown scan scope {sch.scope!r}"))
+            out.append(loaded.problem(("schedules", i, "scope"), f"unknown scan scope {sch.scope!r}"))
             continue
         for scope in scheduled_scopes(e, sch):
             # A scan's profile is the schedule's; the whole assessment takes each scope's own cap.
             if sch.job == "scan" and ((sch.profile == "deep" and scope.max_profile != "deep") or (
                     sch.profile == "standard" and scope.max_profile == "discovery")):
-                f, line = loaded.where(("schedules", i, "profile"))
-                out.append(Problem(f, line, field_name(("schedules", i, "profile")),
-                                   f"profile {sch.profile} is above scope {scope.name}'s max_profile "
-                                   f"{scope.max_profile}"))
+                out.append(loaded.problem(("schedules", i, "profile"),
+                                          f"profile {sch.profile} is above scope {scope.name}'s max_profile "
+                                          f"{scope.max_profile}"))
             closed = [d for d in sch.days if scope.minutes_left(d, sch.at) is None]
             if closed:
-                f, line = loaded.where(("schedules", i, "at"))
-                out.append(Problem(f, line, field_name(("schedules", i, "at")),
-                                   f"{', '.join(closed)} {sch.at.strftime('%H:%M')} is outside every authorised "
-                                   f"window of scan scope {scope.name}"))
+                out.append(loaded.problem(("schedules", i, "at"),
+                                          f"{', '.join(closed)} {sch.at.strftime('%H:%M')} is outside every "
+                                          f"authorised window of scan scope {scope.name}"))
     return out

@@ -38,15 +38,20 @@ class _BadValue(Exception):
 
 
 class _Composer:
-    """Turns a YAML node tree into plain Python, recording (file, line) for every value."""
+    """Turns a YAML node tree into plain Python, recording (file, line) for every value.
 
-    def __init__(self, file: str, locations: dict[Path_, tuple[str, int]], problems: list[Problem]):
+    `rel` (the file relative to the estate directory) is what locations record, for findings;
+    `file` (the path as the operator gave it) is what Problems name, for the terminal.
+    """
+
+    def __init__(self, file: str, rel: str, locations: dict[Path_, tuple[str, int]], problems: list[Problem]):
         self.file = file
+        self.rel = rel
         self.locations = locations
         self.problems = problems
 
     def build(self, node: yaml.Node, path: Path_) -> Any:
-        self.locations[path] = (self.file, node.start_mark.line + 1)
+        self.locations[path] = (self.rel, node.start_mark.line + 1)
         if node.tag not in _STANDARD_TAGS:
             self.problems.append(Problem(self.file, node.start_mark.line + 1, field_name(path),
                                          f"unknown YAML tag {node.tag!r}: estate files use plain YAML values"))
@@ -123,79 +128,81 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
     merged: dict[str, Any] = {}
     digest = hashlib.sha256()
     for path in files:
-        rel = str(path)
+        # Problems name the file as the operator gave the estate (a terminal message they can open);
+        # locations keep it relative to the estate directory (see LoadedEstate.locations).
+        given, rel = str(path), path.relative_to(root).as_posix()
         if not path.is_file():
             # Opening a FIFO would wait for a writer for ever; a device has no end (/dev/zero).
-            problems.append(Problem(rel, 1, "(file)", "not a regular file (a pipe, device or broken link): estate "
-                                                      "files are plain files"))
+            problems.append(Problem(given, 1, "(file)", "not a regular file (a pipe, device or broken link): estate "
+                                                        "files are plain files"))
             continue
         raw = _read_capped(path)
         if raw is None:
             limit = MAX_FILE_BYTES // 1024 // 1024
-            problems.append(Problem(rel, 1, "(file)", f"larger than {limit} MB: not an estate file"))
+            problems.append(Problem(given, 1, "(file)", f"larger than {limit} MB: not an estate file"))
             continue
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + raw + b"\0")
+        digest.update(rel.encode() + b"\0" + raw + b"\0")
         try:
             text = raw.decode("utf-8")
             # Aliases let a few lines expand into gigabytes ("billion laughs"); an estate never
             # needs them, so refuse them before building anything.
             alias = next((ev for ev in yamlread.events(text) if isinstance(ev, yaml.AliasEvent)), None)
             if alias is not None:
-                problems.append(Problem(rel, alias.start_mark.line + 1 if alias.start_mark else 0, "(file)",
+                problems.append(Problem(given, alias.start_mark.line + 1 if alias.start_mark else 0, "(file)",
                                         "YAML aliases (*name) are not supported: write values out"))
                 continue
             node = yamlread.compose(text)
         except UnicodeDecodeError as exc:
-            problems.append(Problem(rel, 1, "(file)", f"not UTF-8 text ({exc.reason})"))
+            problems.append(Problem(given, 1, "(file)", f"not UTF-8 text ({exc.reason})"))
             continue
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark else 1
             what = " ".join(" ".join(x.split()) for x in (exc.context, exc.problem) if x)
-            problems.append(Problem(rel, line, "(file)", f"not valid YAML: {what}"))
+            problems.append(Problem(given, line, "(file)", f"not valid YAML: {what}"))
             continue
         except yaml.reader.ReaderError as exc:
             # A character YAML does not allow (NUL, most control characters): say which and where.
             line = text.count("\n", 0, max(exc.position, 0)) + 1
             code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-            problems.append(Problem(rel, line, "(file)", f"not valid YAML: character U+{code:04X} is not allowed in "
-                                                         "YAML text"))
+            problems.append(Problem(given, line, "(file)", f"not valid YAML: character U+{code:04X} is not allowed in "
+                                                           "YAML text"))
             continue
         except yaml.YAMLError as exc:
-            problems.append(Problem(rel, 1, "(file)", "not valid YAML: " + " ".join(str(exc).split())))
+            problems.append(Problem(given, 1, "(file)", "not valid YAML: " + " ".join(str(exc).split())))
             continue
         if node is None:
             continue
         if not isinstance(node, yaml.MappingNode):
-            problems.append(Problem(rel, node.start_mark.line + 1, "(file)",
+            problems.append(Problem(given, node.start_mark.line + 1, "(file)",
                                     "the top level must be a mapping of estate sections"))
             continue
-        composer = _Composer(rel, locations, problems)
+        composer = _Composer(given, rel, locations, problems)
         here: dict[str, int] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode) or not str(key_node.value).strip():
                 # `? ` (an empty key) or a list or mapping used as a key: there is no section name to report.
-                problems.append(Problem(rel, line, "(file)", "a top-level key must be a section name "
-                                                             f"(one of: {', '.join(SECTIONS)})"))
+                problems.append(Problem(given, line, "(file)", "a top-level key must be a section name "
+                                                               f"(one of: {', '.join(SECTIONS)})"))
                 continue
             section = str(key_node.value)
             if section in here:
                 # Two `zones:` in one file would otherwise be merged (or one dropped) without a word.
-                problems.append(Problem(rel, line, section, f"duplicate key (first at line {here[section]})"))
+                problems.append(Problem(given, line, section, f"duplicate key (first at line {here[section]})"))
                 continue
             here[section] = line
             if value_node.tag not in _STANDARD_TAGS:
-                problems.append(Problem(rel, line, section, f"unknown YAML tag {value_node.tag!r}: estate files use "
-                                                            "plain YAML values"))
+                problems.append(Problem(given, line, section, f"unknown YAML tag {value_node.tag!r}: estate files use "
+                                                              "plain YAML values"))
                 continue
             if section not in SECTIONS:
-                problems.append(Problem(rel, line, section,
+                problems.append(Problem(given, line, section,
                                         f"unknown section (expected one of: {', '.join(SECTIONS)})"))
                 continue
             if SECTIONS[section]:
                 if not isinstance(value_node, yaml.SequenceNode):
-                    problems.append(Problem(rel, line, section, "must be a list"))
+                    problems.append(Problem(given, line, section, "must be a list"))
                     continue
                 items = merged.setdefault(section, [])
                 locations.setdefault((section,), (rel, line))
@@ -204,8 +211,8 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
             else:
                 if section in merged:
                     first = locations[(section,)]
-                    problems.append(Problem(rel, line, section,
-                                            f"already given in {first[0]}:{first[1]}"))
+                    problems.append(Problem(given, line, section,
+                                            f"already given in {root / first[0]}:{first[1]}"))
                     continue
                 merged[section] = composer.build(value_node, (section,))
 
@@ -222,11 +229,10 @@ def load_estate(root: str | Path, *, policy: bool = True) -> LoadedEstate:
         loaded = LoadedEstate(Estate.model_construct(), root, locations, "")  # type: ignore[call-arg]
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            file, line = loaded.where(loc)
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling against inventory/README.md)"
-            problems.append(Problem(file, line, field_name(loc), msg))
+            problems.append(loaded.problem(loc, msg))
         raise EstateError(problems) from None
 
     loaded = LoadedEstate(estate, root, locations, digest.hexdigest())

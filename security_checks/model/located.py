@@ -38,18 +38,32 @@ class EstateError(Exception):
 @dataclass
 class LoadedEstate:
     estate: Estate
-    root: Path
+    root: Path  # the estate directory as the caller named it (relative or absolute)
+    # (file, line) per value, the file relative to `root` in POSIX form ("sites/north.yaml"). Findings,
+    # reports and signed evidence cite these, so they must read the same whatever directory the estate
+    # was loaded from, and must not carry an operator's local directory into an auditor's evidence.
     locations: dict[Path_, tuple[str, int]]
     digest: str  # sha256 over the files, in order: which estate a run assessed
 
     def where(self, path: Path_) -> tuple[str, int]:
-        """File and line of the value at `path`, or of its closest enclosing value."""
+        """Estate-relative file and line of the value at `path`, or of its closest enclosing value
+        ("." and 0, the estate directory itself, when nothing encloses it)."""
         p = tuple(path)
         while p:
             if p in self.locations:
                 return self.locations[p]
             p = p[:-1]
-        return (str(self.root), 0)
+        return (".", 0)
+
+    def shown(self, file: str) -> str:
+        """An estate-relative file as the operator named the estate: what a terminal message prints
+        (`estate validate`, load problems), so that it opens from where the command was run."""
+        return str(self.root / file)
+
+    def problem(self, path: Path_, message: str, policy: bool = False) -> Problem:
+        """A Problem with the value at `path`, naming its file as the operator named the estate."""
+        file, line = self.where(path)
+        return Problem(self.shown(file), line, field_name(path), message, policy)
 
 
 def field_name(path: Path_) -> str:

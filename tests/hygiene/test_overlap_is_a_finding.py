@@ -44,7 +44,9 @@ def test_every_policy_problem_of_the_model_is_an_overlap_finding(estate: Path) -
     policy = sorted((p.file, p.line, p.message) for p in cross_reference(loaded) if p.policy)
     findings = overlap_findings(loaded)
     assert len(policy) == len(findings) == 2
-    assert sorted((f.details["estate_file"], f.details["estate_line"], f.key) for f in findings) == policy
+    # The same places: a Problem names the file as the estate was given, a finding relative to it.
+    assert sorted((loaded.shown(f.details["estate_file"]), f.details["estate_line"], f.key) for f in findings) == policy
+    assert all(f.details["estate_file"] == "sites.yaml" for f in findings)
     assert all(f.evidence_kind is EvidenceKind.DECLARED and f.status is Status.FAIL for f in findings)
 
 
@@ -71,8 +73,9 @@ def test_an_overlap_is_a_finding_of_the_run_and_the_run_is_read_by_check_report_
         items = [i for i in store.rap_items() if i.check_id == OVERLAP]
     other = _line_of(sites, "ranges: [10.20.0.0/16]")
     assert overlap.asset == "site:register-office" and overlap.site == "register-office"
-    assert overlap.observed == (f"site register-office 10.20.128.0/17 ({sites}:{line}) overlaps site schools-admin "
-                                f"10.20.0.0/16 ({sites}:{other})")
+    # `estate validate` names the file as given (above); the stored finding, relative to the estate.
+    assert overlap.observed == (f"site register-office 10.20.128.0/17 (sites.yaml:{line}) overlaps site schools-admin "
+                                f"10.20.0.0/16 (sites.yaml:{other})")
     assert [r["asset"] for r in overlap.details["ranges"]] == ["site:register-office", "site:schools-admin"]
     assert [(i.finding_id, i.status) for i in items] == [(overlap.id, "open")]
 

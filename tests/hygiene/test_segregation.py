@@ -44,11 +44,12 @@ def test_the_planted_rules_are_the_findings_each_with_file_and_line() -> None:
     fws = CWM_TAWEL.directory / "firewalls-sites.yaml"
     pupils = failing[(PUPILS, "firewall:fw-sch-03")]
     line = line_of(fws, "pupils to MIS (results pilot)")
-    assert f"{fws}:{line}" in pupils.observed and pupils.details["estate_line"] == line
+    # file:line relative to the estate directory (what a finding cites, wherever the estate was loaded from)
+    assert f"(firewalls-sites.yaml:{line})" in pupils.observed and pupils.details["estate_line"] == line
     assert "pupil zone pupils" in pupils.observed and "azure-spokes (cloud)" in pupils.observed
     assert pupils.zone == "pupils" and pupils.evidence_kind is EvidenceKind.DECLARED
     devices = failing[(DEVICES, "firewall:fw-care-bryn-heulog")]
-    assert f"{fws}:{line_of(fws, 'falls sensors to supplier cloud')}" in devices.observed
+    assert f"(firewalls-sites.yaml:{line_of(fws, 'falls sensors to supplier cloud')})" in devices.observed
     assert "any address in internet" in devices.observed and "nursecall-hq-01" in devices.observed
     # The rules to each zone's own controllers (one per site, and fw-hq's) are not findings.
     assert not [f for f in found if f.failing and "nurse call" in f.key]
@@ -63,12 +64,12 @@ def test_a_pupils_vlan_in_a_staff_zone_and_a_pupils_ssid_on_a_staff_vlan_are_fin
     wifi.write_text(wifi.read_text().replace("    vlan: pupils\n", "    vlan: staff\n", 1))
     failing = [f for f in seg(welsh) if f.failing and f.check_id == PUPILS]
     vlan = next(f for f in failing if f.asset == "site:ysgol-gyfun-cwm-tawel")
-    assert f"{schools}:{line_of(schools, '10.80.4.0/22, zone: staff')}" in vlan.observed
+    assert f"(sites/03-schools.yaml:{line_of(schools, '10.80.4.0/22, zone: staff')})" in vlan.observed
     assert "pupils VLAN pupils at ysgol-gyfun-cwm-tawel is in zone staff (user)" in vlan.observed
     ssid = [f for f in failing if f.asset == "ssid:Ysgolion-Disgyblion"]
     # One finding for the SSID, however many schools broadcast it.
     [one] = ssid
-    assert f"{wifi}:{ssid_line}" in one.observed
+    assert f"(wifi.yaml:{ssid_line})" in one.observed
     assert "bridged to VLAN staff, whose purpose is corporate, not pupils, at 34 site(s): hq-pontawel," in one.observed
 
 

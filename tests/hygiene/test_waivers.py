@@ -84,7 +84,7 @@ def test_each_bad_waiver_in_force_is_one_declared_finding_naming_it(estate: Path
     waivers = estate / "waivers.yaml"
     star = by[(MATCHES_EVERYTHING, "waiver:*")]
     line = _line_of(waivers, 'check: "*"')
-    assert f"{waivers}:{line}" in star.observed and star.details["estate_line"] == line
+    assert f"the waiver at waivers.yaml:{line} " in star.observed and star.details["estate_line"] == line
     assert "any check on every asset" in star.observed
     long = by[(TOO_LONG, "waiver:scan.weak_tls@host:10.10.30.20")]
     assert "19 month(s) and 29 day(s)" in long.observed and "maximum of 12 month(s)" in long.observed

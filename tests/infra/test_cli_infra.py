@@ -47,13 +47,14 @@ def test_plan_names_each_planted_violation_and_exits_1_under_pulumi_mocks(tmp_pa
     out = result.stdout   # the plan and its violations: the result, on stdout
     lob_file = estate / "lob_systems.yaml"
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("infra.policy.")]
-    planning = f"{lob_file}:{_line_of(lob_file, 'name: planning')}"
+    # Each names its estate file:line relative to the estate directory, as the stored findings do.
+    planning = f"(lob_systems.yaml:{_line_of(lob_file, 'name: planning')})"
     assert any(ln.strip().startswith("infra.policy.allowed_locations") and "planning-vnet" in ln and planning in ln
                and "westeurope" in ln for ln in lines), out
-    intranet = f"{lob_file}:{_line_of(lob_file, 'name: intranet')}"
+    intranet = f"(lob_systems.yaml:{_line_of(lob_file, 'name: intranet')})"
     assert any(ln.strip().startswith("infra.policy.required_tags") and "intranet-" in ln and intranet in ln
                and "cost-centre" in ln for ln in lines), out
-    revs = f"{lob_file}:{_line_of(lob_file, 'name: revs-benefits')}"
+    revs = f"(lob_systems.yaml:{_line_of(lob_file, 'name: revs-benefits')})"
     assert any(ln.strip().startswith("infra.policy.no_public_ip_corp") and "revs-benefits-pip-01" in ln
                and revs in ln for ln in lines), out
     # Only the planted problems: nothing else in the estate is flagged.
@@ -67,7 +68,8 @@ def test_plan_names_each_planted_violation_and_exits_1_under_pulumi_mocks(tmp_pa
     failing = [f for f in findings if f.status is Status.FAIL]
     assert {f.check_id for f in failing} == {"infra.policy.allowed_locations", "infra.policy.required_tags",
                                              "infra.policy.no_public_ip_corp"}
-    assert all(f.details["estate_file"] == str(lob_file) for f in failing)
+    assert all(f.details["estate_file"] == "lob_systems.yaml" for f in failing)
+    assert str(tmp_path) not in json.dumps([f.model_dump(mode="json") for f in findings])
     plan = json.loads((store.evidence_dir(run.id) / "infra-plan" / "plan.json").read_text())
     # One finding per planted fault, on the system at fault, listing every resource it shows on.
     assert sorted((f.check_id, f.asset) for f in failing) == [

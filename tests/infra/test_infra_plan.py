@@ -79,7 +79,7 @@ def _line(text: str) -> int:
 
 def _violation(check_id: str, type_: str, name: str, message: str, line: int | None) -> dict[str, Any]:
     return {"check_id": check_id, "resource_type": f"azure-native:{type_}", "resource": name, "urn": f"urn:{name}",
-            "message": message, "estate_file": str(LOBS) if line else None, "estate_line": line}
+            "message": message, "estate_file": "lob_systems.yaml" if line else None, "estate_line": line}
 
 
 INTRANET, PLANNING = _line("name: intranet,"), _line("name: planning,")
@@ -118,8 +118,9 @@ def test_each_cause_is_one_failing_finding_on_its_system_and_each_clean_rule_a_p
         ("infra.policy.required_tags", "lob:intranet")]
     tags = failing[2]
     assert tags.key == ""       # the whole LOB entry: its id is (check, system)
-    assert tags.observed == (f"{TAGS} - 2 planned resource(s): intranet-kv, intranet-vnet (from {LOBS}:{INTRANET})")
-    assert tags.details["estate_file"] == str(LOBS) and tags.details["estate_line"] == INTRANET
+    assert tags.observed == (f"{TAGS} - 2 planned resource(s): intranet-kv, intranet-vnet "
+                             f"(from lob_systems.yaml:{INTRANET})")
+    assert tags.details["estate_file"] == "lob_systems.yaml" and tags.details["estate_line"] == INTRANET
     # The estate's owner (the information asset owner), not a tag's copy of it.
     assert tags.details["owner"] == "Head of Communications" and tags.details["lob"] == "intranet"
     assert [(r["resource"], r["asset"], r["urn"]) for r in tags.details["resources"]] == [
