@@ -19,7 +19,7 @@ from infra.policy import rules
 from infra.policy.pack import RULES
 from infra.policy.rules import PolicyResource, check_resource
 from security_checks.checks import check
-from security_checks.model.loader import load_estate
+from security_checks.model.loader import EstateError, load_estate
 from tests.infra_network.conftest import network_plan
 
 from .conftest import copy_demo
@@ -311,3 +311,44 @@ def test_second_estate_over_broad_swan_prefix_is_blamed_on_its_line_under_pulumi
     assert [(name, line) for name, line, _ in found] == [
         ("organisation.yaml", line_of(org, "address_prefixes: [172.22.0.0/16, 10.0.0.0/8]"))]
     assert found[0][2].startswith("SWAN prefix 10.0.0.0/8 is too broad") and "PSN" not in found[0][2]
+
+
+# The PSN's side is also every VLAN in a psn zone (security_checks.network.reach.psn_side_origins), so a
+# too-broad prefix there is blamed on that VLAN's cidr line. A VLAN has to fit inside its site's ranges
+# and clear the site's other VLANs (security_checks/model/crossref.py), and sites' ranges clear each other
+# and the Azure address spaces; so the one over-broad psn-zone VLAN that `estate validate` accepts is one
+# that is a whole site range: here the DMZ given a civic-centre summary range of its own, which the civic
+# centre's VPN site then advertises as the council's while the PSN's VPN site advertises it as the PSN's.
+def test_an_over_broad_psn_zone_vlan_is_blamed_on_its_vlan_line_under_pulumi_mocks(tmp_path: Path) -> None:
+    estate = copy_demo(tmp_path / "estate", {"sites.yaml": [
+        ("    ranges: [10.10.0.0/16]\n", "    ranges: [10.10.0.0/16, 10.70.0.0/24]\n"),
+        ("cidr: 10.10.70.0/24, zone: psn}", "cidr: 10.70.0.0/24, zone: psn}")]})
+    load_estate(estate)   # as `estate validate` and a deployment load it: no problem to refuse
+    found = _psn_blamed(network_plan(estate))
+    # One violation, on the VLAN's cidr line: not the site's ranges line, not organisation.yaml's psn entry.
+    assert [(name, line) for name, line, _ in found] == [
+        ("sites.yaml", line_of(estate / "sites.yaml", "cidr: 10.70.0.0/24, zone: psn}"))]
+    message = found[0][2]
+    assert message.startswith("PSN prefix 10.70.0.0/24 is too broad")
+    assert "civic-centre's site range 10.70.0.0/24" in message
+
+
+# A psn-zone VLAN widened over the site's Wi-Fi VLANs never reaches a deployment: validation refuses it as
+# overlapping VLANs, on the widened VLAN's line. `estate infra plan` leaves overlaps to the policy pack
+# (policy=False), and there psn_route_isolation blames the same line.
+def test_a_psn_zone_vlan_widened_over_wifi_is_refused_on_its_line_and_blamed_there_by_the_plan(
+        tmp_path: Path) -> None:
+    estate = copy_demo(tmp_path / "estate", {"sites.yaml": [
+        ("cidr: 10.10.70.0/24, zone: psn}", "cidr: 10.10.32.0/19, zone: psn}")]})
+    vlan_line = line_of(estate / "sites.yaml", "cidr: 10.10.32.0/19, zone: psn}")
+    with pytest.raises(EstateError) as refused:
+        load_estate(estate)
+    problems = refused.value.problems
+    assert {(Path(p.file).name, p.line) for p in problems} == {("sites.yaml", vlan_line)}
+    assert {p.message for p in problems} == {"10.10.32.0/19 overlaps VLAN guest (10.10.40.0/24)",
+                                             "10.10.32.0/19 overlaps VLAN public (10.10.50.0/23)",
+                                             "10.10.32.0/19 overlaps VLAN iot (10.10.60.0/24)"}
+    found = _psn_blamed(network_plan(estate))
+    assert [(name, line) for name, line, _ in found] == [("sites.yaml", vlan_line)]
+    assert found[0][2].startswith("PSN prefix 10.10.32.0/19 is too broad")
+    assert "civic-centre's guest/public Wi-Fi range 10.10.40.0/24" in found[0][2]
