@@ -900,8 +900,8 @@ def build(ctx: Context, hub: Hub, identity: Identity) -> WanOutputs:
         for suffix in ("conn", "site", "lng", "rt"):
             ctx.track(f"{tag}-vpn-{psn}-{suffix}", ("azure", "connectivity", "psn"))
             # Each PSN prefix on the line that declares it: a psn-zone VLAN or a psn.address_prefixes entry.
-            for prefix, path in psn_origins:
-                ctx.track_detail(f"{tag}-vpn-{psn}-{suffix}", prefix, path)
+            for psn_prefix, path in psn_origins:
+                ctx.track_detail(f"{tag}-vpn-{psn}-{suffix}", psn_prefix, path)
         # The firewall policy's PSN rules come from the estate's firewall rules; its tier (and so
         # whether threat intelligence can deny) from azure.connectivity.firewall_tier.
         ctx.track(f"{tag}-breakout-rules", ("firewalls",))

@@ -352,3 +352,22 @@ def test_a_psn_zone_vlan_widened_over_wifi_is_refused_on_its_line_and_blamed_the
     assert [(name, line) for name, line, _ in found] == [("sites.yaml", vlan_line)]
     assert found[0][2].startswith("PSN prefix 10.10.32.0/19 is too broad")
     assert "civic-centre's guest/public Wi-Fi range 10.10.40.0/24" in found[0][2]
+
+
+# ---- 8. the secondary hub's resources are named for the council, whatever its PSN prefixes -------
+
+
+@pytest.mark.slow
+def test_the_secondary_hubs_resources_are_named_for_the_council_not_after_a_psn_prefix(tmp_path: Path) -> None:
+    """A loop over the PSN prefixes once reused the name that held the council's short name, so the
+    second hub's resources were called "10.10.70.0/24-ukwest-...": editing a PSN prefix would have
+    renamed, and so replaced, the DR region's firewall, VPN gateway and routing intent."""
+    estate = copy_demo(tmp_path / "estate", {"organisation.yaml": [("    secondary_hub: false",
+                                                                    "    secondary_hub: true")]})
+    loaded = load_estate(estate)
+    short, region = loaded.estate.organisation.short_name, loaded.estate.azure.secondary_region
+    names = [r.urn.rsplit("::", 1)[-1] for r in run_plan(loaded).resources]
+    assert [n for n in names if "/" in n] == []
+    assert f"{short}-{region}-breakout" in names and f"{short}-{region}-vpn" in names
+    hub = [n for n in names if f"-{region}-breakout" in n or f"-{region}-vpn" in n]
+    assert [n for n in hub if not n.startswith(f"{short}-{region}-")] == []
