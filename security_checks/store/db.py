@@ -25,9 +25,11 @@ does not know was written by a newer estate and is refused, since this version w
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,6 +142,7 @@ class Database:
     def __init__(self, where: Location, raw: Any):
         self.where, self.raw = where, raw
         self.dialect = where.backend
+        self._checkpoint: threading.Thread | None = None
 
     # -- statements ----------------------------------------------------------------------------
 
@@ -171,6 +174,32 @@ class Database:
 
     def commit(self) -> None:
         self.raw.execute("COMMIT")
+        if self.dialect == "sqlite":
+            self._checkpoint_behind()
+
+    def _checkpoint_behind(self) -> None:
+        """Copy the journal into the database file on another connection, while this one goes on.
+
+        SQLite would otherwise do it inside COMMIT once the journal passes its threshold, and after a
+        tester's import (60 MB of rows) the command would wait for that copy and its flush before
+        printing a word. The commit is durable in the journal already; the copy is housekeeping,
+        crash-safe wherever it stops, and SQLite's own documentation suggests running it from another
+        thread (wal_autocheckpoint). `close` waits for it, so a command ends with the file as tidy
+        as before."""
+        if self._checkpoint is not None and self._checkpoint.is_alive():
+            return   # one at a time: the running one, or the last close, copies what this commit added
+        path = self.where.target
+
+        def checkpoint() -> None:
+            with contextlib.suppress(sqlite3.Error):   # busy or failed: left to the next one
+                other = sqlite3.connect(path, timeout=0, isolation_level=None)
+                try:
+                    other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                finally:
+                    other.close()
+
+        self._checkpoint = threading.Thread(target=checkpoint, name="estate-checkpoint")
+        self._checkpoint.start()
 
     def rollback(self) -> None:
         if self.in_transaction:
@@ -185,6 +214,8 @@ class Database:
         return bool(self.raw.in_transaction)
 
     def close(self) -> None:
+        if self._checkpoint is not None:
+            self._checkpoint.join()
         self.raw.close()
 
     def errors(self) -> Any:
@@ -302,6 +333,9 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
             # database). 16 KiB pages pack them. Only a new file can take it (WAL fixes the size).
             db.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         db.execute("PRAGMA journal_mode=WAL")
+        # Commits leave copying the journal into the file to Database._checkpoint_behind; the last
+        # connection to close copies whatever is left.
+        db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=FULL")
         result = [r[0] for r in db.execute("PRAGMA quick_check")]
