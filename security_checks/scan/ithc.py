@@ -6,9 +6,9 @@ sets the severity, as the ITHC scores it; without one the tool's own rating), ho
 start of the plugin output, and the SHA-256 of the file it came from. The whole plugin output
 (secrets taken out) is stored once, in the import's evidence file, as item `evidence_item` of its
 "items": copied into each finding as well, it tripled what an import of a tester's 50 MB file
-wrote (the finding's row, the database journal, the run's manifest) for text no report shows. Informational
-results (the tool's "None"/"Log": OS identification, traceroute...) are kept in the evidence and
-counted, not made findings: they are not things to remediate.
+wrote (the finding's row, the database journal, the run's manifest) for text no report shows.
+Informational results (the tool's "None"/"Log": OS identification, traceroute...) are kept in the
+evidence and counted, not made findings: they are not things to remediate.
 
 A host in the file that lies outside every authorised scan scope (or inside a scope's exclusion)
 is reported as scan.host_out_of_scope, and its results are kept like any other: a tester's

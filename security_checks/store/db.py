@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ENV = "ESTATE_DB"
@@ -192,7 +192,8 @@ class Database:
 
         def checkpoint() -> None:
             with contextlib.suppress(sqlite3.Error):   # busy or failed: left to the next one
-                other = sqlite3.connect(path, timeout=0, isolation_level=None)
+                # mode=rw: should the file have been moved meanwhile, never create an empty one.
+                other = sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True, timeout=0, isolation_level=None)
                 try:
                     other.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 finally:
