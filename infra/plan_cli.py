@@ -9,7 +9,7 @@ Runs the Pulumi program under the mock runtime (infra/plan.py), evaluates every 
      "stack", "resource_count", "counts", "resources",   # the resource graph, secrets as [secret]
      "violations": [{check_id, resource_type, resource, urn, message, estate_file, estate_line}],
      "rules": [{check_id, description}],                 # every rule evaluated, violated or not
-     "config": {stack, environment, estate_dir, state_backend}}
+     "config": {stack, environment, estate_digest, state_backend}}
 
 `security_checks.infra_plan` runs this with the same interpreter and reads the document, so the
 Pulumi and Azure SDKs, and the mock runtime's process-global state, never enter the `estate`
@@ -83,7 +83,9 @@ def build_document(stack: str, estate: Path | None, *, policy_refusal: bool = Tr
     except EstateInputError as exc:
         raise BadInput(f"{estate_dir}: {_one_line(str(exc))}") from None
     doc = plan_document(plan, evaluate(plan), RULES)
-    doc["config"] = {"stack": cfg.stack, "environment": cfg.environment, "estate_dir": str(estate_dir),
+    # The estate by its digest, not its directory: the document is kept as assessment evidence, which
+    # should not carry the directory the operator ran from (findings cite the estate relatively too).
+    doc["config"] = {"stack": cfg.stack, "environment": cfg.environment, "estate_digest": loaded.digest,
                      "state_backend": cfg.state_backend}
     return doc
 

@@ -169,8 +169,9 @@ def test_plan_document_has_the_graph_the_violations_the_rules_and_the_stack_unde
     assert doc["resource_count"] == len(doc["resources"]) == sum(doc["counts"].values())
     assert {r["check_id"] for r in doc["rules"]} >= {"infra.policy.allowed_locations",
                                                      "infra.policy.psn_route_isolation"}
-    assert doc["config"] == {"stack": "demo", "environment": "prod", "estate_dir": str(DEMO),
+    assert doc["config"] == {"stack": "demo", "environment": "prod", "estate_digest": load_estate(DEMO).digest,
                              "state_backend": "local"}
+    assert str(DEMO) not in out.read_text()   # evidence: not the operator's directory
     assert out.stat().st_mode & 0o077 == 0   # assessment evidence: private
 
 

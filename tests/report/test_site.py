@@ -131,6 +131,9 @@ def test_audit_page_scope_evidence_index_and_skipped_steps(site: SimpleNamespace
     t = text(site.out / "audit.html")
     assert "Aisha Okafor (Security Lead)" in t and "127.0.0.1/32" in t  # scan scopes with who authorised
     assert "lab skipped not root" in t
+    # The estate model by its digest, not by the operator's directory.
+    run = site.store.get_run(site.b)
+    assert f"sha256 {run.estate_digest}" in t and run.estate_dir and run.estate_dir not in t
     ev = site.store.evidence_dir(site.b)
     import hashlib
 
