@@ -260,14 +260,14 @@ def test_plan_json_never_holds_a_generated_password_under_pulumi_mocks(demo_plan
     assert "[secret]" in text  # the Windows admin passwords were there, redacted
 
 
-def test_violations_point_back_to_the_estate_line_under_pulumi_mocks(demo_plan: Plan) -> None:
+def test_violations_point_back_to_the_estate_line_under_pulumi_mocks(demo_plan: Plan,
+                                                                    demo_loaded: LoadedEstate) -> None:
     vm = _lob_resources(demo_plan, "planning", T + "compute:VirtualMachine")[0]
     where = demo_plan.origin(vm)
     assert where is not None
     file, line = where
-    assert file.endswith("lob_systems.yaml")
-    with open(file) as fh:
-        assert "name: planning" in fh.read().splitlines()[line - 1]
+    assert file == "lob_systems.yaml"   # relative to the estate directory, as findings cite it
+    assert "name: planning" in (demo_loaded.root / file).read_text().splitlines()[line - 1]
 
 
 def _spokes_only(loaded: LoadedEstate) -> Plan:
