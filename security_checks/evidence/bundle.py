@@ -165,8 +165,8 @@ def seal(store: Store, run_id: str | None, dest_root: Path, loaded: LoadedEstate
             "format": FORMAT,
             "run": {"id": run.id, "kind": run.kind, "operator": run.operator,
                     "started_at": run.started_at.isoformat(), "finished_at": run.finished_at.isoformat(),
-                    "estate_dir": run.estate_dir, "estate_digest": run.estate_digest, "full_scope": run.full_scope,
-                    "steps": run.steps},
+                    # The estate by its digest: the directory the operator ran from is not evidence.
+                    "estate_digest": run.estate_digest, "full_scope": run.full_scope, "steps": run.steps},
             "tool_versions": run.tool_versions,
             "sealed_at": datetime.now(UTC).isoformat(timespec="microseconds"),
             "sealed_by": _operator(),

@@ -155,6 +155,7 @@ def test_bundle_json_records_the_run(sealed: SimpleNamespace) -> None:
     run = sealed.store.get_run(sealed.b)
     assert meta["run"]["id"] == sealed.b and meta["run"]["operator"] == "tester"
     assert meta["tool_versions"] == run.tool_versions and meta["run"]["estate_digest"] == run.estate_digest
+    assert run.estate_dir and run.estate_dir not in json.dumps(meta)   # not the operator's directory
     lab = meta["run"]["steps"][1]
     assert {k: lab[k] for k in ("name", "status", "summary")} == {
         "name": "lab", "status": "skipped", "summary": "not root: network namespaces need CAP_NET_ADMIN"}
