@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 STATUSES = ("open", "mitigated", "accepted", "closed")
@@ -39,14 +41,14 @@ class RapItem:
     updated_at: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
 
-    def row(self) -> dict[str, Any]:
+    def row(self) -> tuple[Any, ...]:
+        """The rap_items row, in ROW_COLUMNS order."""
         # Field by field, not dataclasses.asdict: asdict deep-copies every value, and a first
         # assessment (or an ITHC import) writes tens of thousands of items; the two containers
         # become JSON text here anyway.
-        d = {name: getattr(self, name) for name in _ROW_FIELDS}
-        d["acceptance"] = json.dumps(self.acceptance) if self.acceptance else None
-        d["retest_evidence"] = json.dumps(self.retest_evidence)
-        return d
+        values = _row_values(self)
+        return (*values[:_ACCEPTANCE], json.dumps(self.acceptance) if self.acceptance else None,
+                *values[_ACCEPTANCE + 1:_RETEST], _evidence_json(tuple(self.retest_evidence)), *values[_RETEST + 1:])
 
     @classmethod
     def from_row(cls, row: Any) -> RapItem:
@@ -56,7 +58,15 @@ class RapItem:
         return cls(**d)
 
 
-_ROW_FIELDS = tuple(f.name for f in fields(RapItem) if f.name != "history")
+ROW_COLUMNS = tuple(f.name for f in fields(RapItem) if f.name != "history")
+_row_values = attrgetter(*ROW_COLUMNS)
+_ACCEPTANCE, _RETEST = ROW_COLUMNS.index("acceptance"), ROW_COLUMNS.index("retest_evidence")
+
+
+@lru_cache(maxsize=4096)
+def _evidence_json(paths: tuple[str, ...]) -> str:
+    # Most items of a run cite the same evidence file or two: encoded once.
+    return json.dumps(list(paths))
 
 
 @dataclass

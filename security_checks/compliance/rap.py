@@ -86,6 +86,23 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
             targets[severity] = _target(today, severity, estate)
         return targets[severity]
 
+    owners: dict[tuple[Any, ...], tuple[str, str]] = {}
+    opened_on = today.isoformat()
+
+    def owner(f: Finding) -> tuple[str, str]:
+        # Once per asset (what owner_for reads of it), not per finding: an ITHC import's 20,000
+        # findings are on 2,000 hosts, and each look-up walks the estate's hosts and rules.
+        d = f.details
+        memo = (f.asset, f.key if f.asset.startswith("firewall:") else "", d.get("rule"), d.get("lob"),
+                d.get("address"))
+        try:
+            return owners[memo]
+        except KeyError:
+            found = owners[memo] = owner_for(f, estate)
+            return found
+        except TypeError:   # a detail that is not a plain value: asked directly
+            return owner_for(f, estate)
+
     def record(item: RapItem, was: str | None, reason: str | None, *, created: bool = False) -> None:
         item.updated_at = stamp
         changes.append(RapChange(item=item, created=created, from_status=was, reason=reason))
@@ -94,16 +111,16 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
         if f.status is not Status.FAIL:
             continue
         item = items.get(f.id)
-        acceptance = _acceptance(f)
+        acceptance = _acceptance(f) if f.acceptance else None
         status = "accepted" if acceptance else "open"
         if item is None:
-            owner, source = owner_for(f, estate)
+            who, source = owner(f)
             new = RapItem(
                 finding_id=f.id, check_id=f.check_id, asset=f.asset, key=f.key, title=f.title,
-                severity=f.severity.value, cvss_vector=f.cvss_vector, cvss_score=f.cvss_score, owner=owner,
+                severity=f.severity.value, cvss_vector=f.cvss_vector, cvss_score=f.cvss_score, owner=who,
                 owner_source=source, action=f.remediation or "See the finding.",
                 target_date=target(f.severity), status=status, acceptance=acceptance,
-                opened_on=today.isoformat(), first_run=run_id, last_seen_run=run_id,
+                opened_on=opened_on, first_run=run_id, last_seen_run=run_id,
                 retest_evidence=[e.path for e in f.evidence])
             record(new, None, "first reported" + (" (risk accepted by waiver)" if acceptance else ""), created=True)
             counts["accepted" if acceptance else "opened"] += 1
@@ -114,7 +131,7 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
         item.title, item.action = f.title, f.remediation or item.action
         if was in ("closed", "mitigated"):
             item.status, item.acceptance = status, acceptance
-            item.opened_on = today.isoformat()
+            item.opened_on = opened_on
             item.target_date = target(f.severity)
             item.retest_run, item.retest_evidence = run_id, [e.path for e in f.evidence]
             record(item, was, f"reopened: fails again in run {run_id}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..findings import SEVERITY_RANK
-from ..remediation import STATUSES, RapItem, RapUpdate
+from ..remediation import ROW_COLUMNS, STATUSES, RapItem, RapUpdate
 from .db import Cursor, Database
 
 
@@ -35,16 +35,18 @@ def items_sorted(db: Database, *, with_history: bool = True) -> list[RapItem]:
 def apply(cur: Cursor, run_id: str, update: RapUpdate, *, full_scope: bool) -> None:
     # In batches, not a statement per item: a first assessment of a large estate opens tens of
     # thousands of items, and on a shared store every statement is a round trip to the server.
-    rows = [(ch, ch.item.row()) for ch in update.changes]
-    if rows:
-        cols = list(rows[0][1])
+    if update.changes:
+        cols = ROW_COLUMNS
+        key = cols.index("finding_id")
         rest = [c for c in cols if c != "finding_id"]
         cur.executemany(f"INSERT INTO rap_items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",  # noqa: S608
-                        [[row[c] for c in cols] for ch, row in rows if ch.created])
+                        [ch.item.row() for ch in update.changes if ch.created])
         cur.executemany(f"UPDATE rap_items SET {', '.join(c + ' = ?' for c in rest)} WHERE finding_id = ?",  # noqa: S608
-                        [[*(row[c] for c in rest), row["finding_id"]] for ch, row in rows if not ch.created])
+                        [(*row[:key], *row[key + 1:], row[key])
+                         for row in (ch.item.row() for ch in update.changes if not ch.created)])
     recorded = [ch for ch in update.changes if ch.recorded]
-    last = _last_seq(cur, sorted({ch.item.finding_id for ch in recorded}))
+    # An item created now has no history yet (items are never deleted): only the others are looked up.
+    last = _last_seq(cur, sorted({ch.item.finding_id for ch in recorded if not ch.created}))
     history = []
     for ch in recorded:
         seq = last[ch.item.finding_id] = last.get(ch.item.finding_id, 0) + 1
