@@ -317,9 +317,10 @@ def _named_verdict(v: FrameworkVerdict, network: str) -> FrameworkVerdict:
 def _no_duplicates(findings: list[Finding]) -> None:
     seen: set[str] = set()
     for f in findings:
-        if f.id in seen:
-            raise RuntimeError(f"finding {f.id} ({f.check_id} on {f.asset} {f.key}) reported twice in one run")
-        seen.add(f.id)
+        fid = f.id
+        if fid in seen:
+            raise RuntimeError(f"finding {fid} ({f.check_id} on {f.asset} {f.key}) reported twice in one run")
+        seen.add(fid)
 
 
 def _stored_findings(home: Any, run_id: str) -> list[Finding]:

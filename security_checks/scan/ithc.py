@@ -89,9 +89,10 @@ def findings(estate: Estate, results: list[VulnResult], *, evidence: list[Eviden
             except ValueError:
                 place = places[r.host] = (f"host:{r.host}", None, None)
         f = _finding(r, item, *place, evidence, source, sha256)
-        prev = out.get(f.id)
+        fid = f.id
+        prev = out.get(fid)
         if prev is None or (f.cvss_score or 0) > (prev.cvss_score or 0):
-            out[f.id] = f
+            out[fid] = f
     out.update({f.id: f for f in out_of_scope(estate, (r.host for r in results), evidence=evidence, source=source,
                                               sha256=sha256)})
     return list(out.values()), informational

@@ -339,6 +339,10 @@ def _connect_sqlite(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA wal_autocheckpoint=0")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA synchronous=FULL")
+        # 16 MiB of page cache, not SQLite's 2 MiB (125 of our pages): a tester's import writes 60 MB of
+        # rows and index entries in one transaction, and a small cache reads the same B-tree pages back
+        # from the journal over and over. Most of the gain is in the first 16 MiB; more only costs memory.
+        db.execute("PRAGMA cache_size=-16384")
         result = [r[0] for r in db.execute("PRAGMA quick_check")]
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: the store is damaged and cannot be read ({exc}); restore it from a backup, "
