@@ -59,7 +59,9 @@ def feed_path(ctx: StepContext) -> Path | None:
 def patch_step(ctx: StepContext) -> StepResult:
     estate = ctx.loaded.estate
     path = feed_path(ctx)
-    feed = load_feed(path) if path else None
+    # Named as the estate names it (or by file name), in the finding and the summary: not by the
+    # operator's directory.
+    feed = load_feed(path).model_copy(update={"path": ctx.loaded.cited(path)}) if path else None
     findings: list[Finding] = [feed_finding(feed, ctx.today)]
     findings += unsupported_os_findings(estate, ctx.today)
     windows = windows_findings(ctx.findings, ctx.today)
@@ -100,8 +102,10 @@ def patch_step(ctx: StepContext) -> StepResult:
         try:
             h = collect(host.name, os_name, root)
         except (AptError, OSError, RuntimeError) as exc:
-            findings.append(_unread(host, Status.ERROR, str(exc)))
-            notes.append(f"{host.name}: {exc}")
+            # The chroot as the estate declares it (relative to the state directory), not this machine's path.
+            why = str(exc).replace(str(root), host.address or str(root))
+            findings.append(_unread(host, Status.ERROR, why))
+            notes.append(f"{host.name}: {why}")
             continue
         hosts.append(h)
         evidence[h.host] = [ctx.run.write_evidence(f"patch/{h.host}/{name}", text, f"{name} on {h.host}")

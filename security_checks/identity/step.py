@@ -81,7 +81,7 @@ def judge(ctx: StepContext, export: EntraExport, source: str, tenant: str) -> tu
     states: list[str] = [p.state for p in export.policies]
     failing = sum(1 for f in findings if f.failing)
     ctx.run.write_evidence("identity/summary.json", json.dumps({
-        "source": source, "directory": str(export.directory),
+        "source": source, "directory": ctx.loaded.cited(export.directory),
         "tenant": export.organization.model_dump(by_alias=True) if export.organization else None,
         "policies": [{"id": p.id, "displayName": p.display_name, "state": p.state,
                       "mfa_baseline": p in baseline.baselines} for p in export.policies],

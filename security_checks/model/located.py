@@ -60,6 +60,15 @@ class LoadedEstate:
         (`estate validate`, load problems), so that it opens from where the command was run."""
         return str(self.root / file)
 
+    def cited(self, path: Path) -> str:
+        """An input file (the advisory feed, a tenant export) as findings and evidence name it: relative
+        to the estate directory when it lies inside it, else by its name alone, so that an operator's
+        directories never reach a report or an auditor's evidence."""
+        try:
+            return path.resolve().relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return path.name
+
     def problem(self, path: Path_, message: str, policy: bool = False) -> Problem:
         """A Problem with the value at `path`, naming its file as the operator named the estate."""
         file, line = self.where(path)

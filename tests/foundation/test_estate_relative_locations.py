@@ -25,7 +25,7 @@ from security_checks.findings import Finding
 from security_checks.firewalls.compare import compare
 from security_checks.firewalls.declared import declared_firewall
 from security_checks.firewalls.running import from_fortios
-from security_checks.jobs import CE_CONFIG, HYGIENE, IDENTITY
+from security_checks.jobs import CE_CONFIG, HYGIENE, IDENTITY, PATCH
 from security_checks.model.loader import EstateError, LoadedEstate, load_estate
 from security_checks.runner import Job, Runner
 from security_checks.store import Store
@@ -168,11 +168,12 @@ def test_load_problems_name_the_file_as_the_operator_gave_the_estate(
 
 
 def test_verdicts_and_the_stored_run_carry_no_estate_directory(tmp_path: Path) -> None:
-    """A real run (declared configuration, hygiene, the tenant export the estate declares) of a copy:
-    its findings, verdicts and context are what the same run of the original stores."""
+    """A real run (declared configuration, hygiene, the tenant export and the advisory feed the estate
+    declares) of a copy: its findings, verdicts, context and evidence are what the same run of the
+    original stores."""
     copy = tmp_path / "copy"
     shutil.copytree(REPO / ESTATES["demo"], copy)
-    job = Job("assess", (IDENTITY, CE_CONFIG, HYGIENE), "declared, without the lab", full_scope=True)
+    job = Job("assess", (IDENTITY, CE_CONFIG, HYGIENE, PATCH), "declared, without the lab", full_scope=True)
     stored = {}
     for how, root in (("original", REPO / ESTATES["demo"]), ("copy", copy)):
         home = tmp_path / f"home-{how}"
@@ -180,12 +181,19 @@ def test_verdicts_and_the_stored_run_carry_no_estate_directory(tmp_path: Path) -
         with Store(home) as store:
             run = store.get_run(outcome.run.id)
             assert run is not None and run.estate_dir == str(root)   # the operator's messages name it
+            evidence = store.evidence_dir(run.id)
             stored[how] = {
                 "findings": _json(store.findings(run.id)),
                 "verdicts": [v.model_dump(mode="json") for v in store.verdicts(run.id)],
-                "context": run.context}
+                "context": run.context,
+                # What the steps wrote about their inputs (the feed, the export), as the bundle carries it.
+                "summaries": {name: json.loads((evidence / name).read_text())
+                              for name in ("identity/summary.json", "patch/summary.json")}}
     assert any(d["details"].get("estate_file") for d in stored["copy"]["findings"])
     assert any(r["record_evidence_at"] for v in stored["copy"]["verdicts"] for r in v["requirements"])
+    feed = next(f for f in stored["copy"]["findings"] if f["check_id"] == "patch.advisory_feed_stale")
+    assert feed["details"]["path"] == "advisories.json"
+    assert stored["copy"]["summaries"]["identity/summary.json"]["directory"] == "entra-export"
     assert stored["copy"] == stored["original"]
     assert str(copy) not in json.dumps(stored["copy"]) and str(REPO) not in json.dumps(stored["original"])
     # run_verdicts takes the directory to look for attestation evidence, and cites it relative.
