@@ -9,7 +9,7 @@
   (text output): start-up, the bounded read, parsing, judging, the run's commit (findings, RAP items,
   verdicts, evidence index, in one transaction) and the stored findings read back and printed;
   three runs, the median recorded, each beside a bare expat parse of the file (the machine's speed
-  at that moment: `cpu_per_reference` compares runs made at different moments);
+  at that moment);
 - match: 10,000 open ports' service detection (OpenSSH, Apache + OpenSSL, nginx, Samba, IIS...)
   identified and judged against a generated feed of 3,000 cpe advisories over 40 products and the
   real end-of-support data, as a scan's comparison does.
@@ -148,8 +148,10 @@ def _command(path: Path) -> dict[str, Any]:
 def _reference(path: Path) -> float:
     """CPU seconds of a bare expat parse of the same file in a new process (no handlers: the C parser
     alone). Not a goal: the machine's speed at that moment. On this shared VM the same code runs up to
-    half as fast again when the host's other guests are busy, and the load average inside the VM does
-    not show it; the command's CPU time over this one, taken beside it, does not move with that."""
+    twice as slow when the host's other guests are busy, and the load average inside the VM does not
+    show it; this figure does (0.23 s quiet, 0.5 s busy), so a slow run can be told from a slow machine.
+    The ratio to it is recorded too, but it is no constant: the command also allocates, writes and
+    fsyncs, which slow down differently (13-22 over one day's runs)."""
     import subprocess
     import sys
 
