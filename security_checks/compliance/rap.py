@@ -111,7 +111,7 @@ def transition(items: dict[str, RapItem], findings: Iterable[Finding], estate: E
         if f.status is not Status.FAIL:
             continue
         item = items.get(f.id)
-        acceptance = _acceptance(f) if f.acceptance else None
+        acceptance = _acceptance(f)
         status = "accepted" if acceptance else "open"
         if item is None:
             who, source = owner(f)

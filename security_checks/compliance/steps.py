@@ -103,7 +103,7 @@ def patch_step(ctx: StepContext) -> StepResult:
             h = collect(host.name, os_name, root)
         except (AptError, OSError, RuntimeError) as exc:
             # The chroot as the estate declares it (relative to the state directory), not this machine's path.
-            why = str(exc).replace(str(root), host.address or str(root))
+            why = str(exc).replace(str(root), str(host.address))
             findings.append(_unread(host, Status.ERROR, why))
             notes.append(f"{host.name}: {why}")
             continue

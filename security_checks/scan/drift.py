@@ -78,8 +78,9 @@ class EstateIndex:
         self.hosts: dict[str, DeclaredHost] = {h.address: h for h in estate.declared_hosts}
         self.vlans = [(ipaddress.ip_network(v.cidr), s, v) for s in estate.sites for v in s.vlans]
         self.lobs = [(ipaddress.ip_network(lob.address_space), lob) for lob in estate.lob_systems if lob.address_space]
-        self._vlan_ranges = [(net.version, int(net.network_address), int(net.broadcast_address))
-                             for net, _, _ in self.vlans]
+        # The same VLANs as integer ranges, for info(): `ip in net` is a Python call per VLAN per address.
+        self._vlan_ranges = [(net.version, int(net.network_address), int(net.broadcast_address), site, vlan)
+                             for net, site, vlan in self.vlans]
         # A VLAN's gateway belongs to the firewall that guards its site.
         self.fw_interfaces: dict[str, str] = {}
         for net, site, vlan in self.vlans:
@@ -97,9 +98,8 @@ class EstateIndex:
             out.zone = out.declared.zone
             out.site = out.declared.site
         else:
-            # As integers: `ip in net` is a Python call per VLAN, and an ITHC import asks for thousands of hosts.
-            n = int(ip)
-            for (version, first, last), (_net, site, vlan) in zip(self._vlan_ranges, self.vlans, strict=True):
+            n = int(ip)   # an ITHC import asks for thousands of hosts
+            for version, first, last, site, vlan in self._vlan_ranges:
                 if first <= n <= last and version == ip.version:
                     out.zone, out.site = vlan.zone, site.name
                     break
