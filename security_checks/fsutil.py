@@ -62,7 +62,9 @@ def atomic_write_parts(path: Path, parts: Iterable[bytes | str], *, mode: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        # A 1 MiB buffer, not 8 KiB: a manifest's 20,000 findings of 2 KB each would otherwise cost a
+        # system call every four parts.
+        with os.fdopen(fd, "wb", buffering=1 << 20) as fh:
             for part in parts:
                 fh.write(part.encode() if isinstance(part, str) else part)
             fh.flush()
