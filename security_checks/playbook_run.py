@@ -4,9 +4,10 @@ device baseline (devices/runner.py) and the firewall roles (firewalls/runner.py)
 The private data directory is a temporary directory under the state directory, removed after the
 run: the runner writes the whole environment (passwords, API tokens) into artifacts/<ident>/command
 and env there, so nothing from it is ever copied. Events are taken from the event handler as they
-arrive, scrubbed, and kept in memory for findings and evidence. Both sides of the benchmarks
-(ours against bare `ansible-playbook`) must do the same Ansible work, so the runner's own defaults
-that differ from ansible-playbook's (host key checking off, an on-disk fact cache) are put back.
+arrive, scrubbed of secrets and of this machine's directories (Localiser), and kept in memory for
+findings and evidence. Both sides of the benchmarks (ours against bare `ansible-playbook`) must do
+the same Ansible work, so the runner's own defaults that differ from ansible-playbook's (host key
+checking off, an on-disk fact cache) are put back.
 """
 
 from __future__ import annotations
@@ -62,6 +63,31 @@ class Scrubber:
         return data
 
 
+class Localiser:
+    """This machine's directories out of events: a task is cited as `playbooks/roles/.../main.yml:12`,
+    not by where the operator's checkout, state directory or estate happen to be (events are sealed
+    into evidence that auditors read elsewhere). Each directory becomes the name given for it."""
+
+    def __init__(self, names: dict[Path, str]):
+        # Longest first: the runner's private directory lies inside the state directory.
+        self.pairs = sorted(((str(d), n) for d, n in names.items()), key=lambda p: len(p[0]), reverse=True)
+
+    def text(self, value: str) -> str:
+        for directory, name in self.pairs:
+            if directory in value:
+                value = value.replace(directory, name)
+        return value
+
+    def __call__(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: self(v) for k, v in data.items()}
+        if isinstance(data, list | tuple):
+            return [self(v) for v in data]
+        if isinstance(data, str):
+            return self.text(data)
+        return data
+
+
 @dataclass
 class RunnerOutcome:
     status: str
@@ -85,10 +111,12 @@ def run_playbook(*, prefix: str, estate_dir: Path, home: Path, apply: bool, play
     work.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_stale_private_dirs(work, prefix)
     private = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=work))
+    local = Localiser({PLAYBOOKS: "playbooks", private: "<runner>", home: "<state>", estate_dir.resolve(): "<estate>"})
     events: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any]) -> bool:
-        clean = scrub({k: v for k, v in event.items() if k in ("event", "event_data", "counter", "created", "uuid")})
+        clean = local(scrub({k: v for k, v in event.items()
+                             if k in ("event", "event_data", "counter", "created", "uuid")}))
         if clean.get("event") in KEEP_EVENTS:
             # The task's arguments may hold resolved variables; results and diffs are what we need.
             (clean.get("event_data") or {}).pop("task_args", None)
@@ -139,12 +167,12 @@ def run_playbook(*, prefix: str, estate_dir: Path, home: Path, apply: bool, play
             # reads them back per task; ansible-playbook keeps them in memory, and so do we.
             fact_cache_type="memory",
         )
-        stats = scrub(r.stats or {})
+        stats = local(scrub(r.stats or {}))
         tail = ""
         if r.rc not in (0, 2, 4) or not events:
             # No host results: the playbook or inventory itself failed; keep the reason, scrubbed.
             try:
-                tail = scrub("\n".join(r.stdout.read().splitlines()[-15:]))
+                tail = local(scrub("\n".join(r.stdout.read().splitlines()[-15:])))
             except (OSError, ValueError):
                 tail = ""
         return RunnerOutcome(status=str(r.status), rc=int(r.rc), events=events, stats=stats, stderr_tail=tail)

@@ -303,6 +303,9 @@ def print_steps(steps: list[dict[str, Any]]) -> None:
                    soft_wrap=True)
 
 
+SUMMARY_OBSERVED = 200   # characters of a finding's observed text on a summary line
+
+
 def print_failing(findings: Sequence[Finding | FindingBrief], limit: int = 15) -> None:
     """Failing findings worst first, one line per check however many assets it fails on, at most
     `limit` lines (a summary fits on a screen; `estate findings --run <id>` lists every one)."""
@@ -315,11 +318,15 @@ def print_failing(findings: Sequence[Finding | FindingBrief], limit: int = 15) -
         f = g.first
         state = " (accepted)" if f.accepted else ""
         if g.count == 1:
-            line = f"  {f.severity.value:>8}{state} {f.check_id} {f.asset} {f.key}: {f.observed}"
+            # At most a line or two each: a tester's result quotes 400 characters of plugin output,
+            # which `estate findings --run <id>` shows whole.
+            seen = f.observed if len(f.observed) <= SUMMARY_OBSERVED else f.observed[:SUMMARY_OBSERVED - 3] + "..."
+            line = f"  {f.severity.value:>8}{state} {f.check_id} {f.asset} {f.key}: {seen}"
         else:
             line = f"  {f.severity.value:>8}{state} {f.check_id}: {f.title}: {g.count} findings on {g.assets_text()}"
         show.print(line, soft_wrap=True, markup=False, highlight=False)
     if len(groups) > limit:
         rest = groups[limit:]
-        show.print(f"  ... and {sum(g.count for g in rest)} more from {len(rest)} check(s) "
+        checks = len({g.first.check_id for g in rest})   # groups are per check, waiver and title
+        show.print(f"  ... and {sum(g.count for g in rest)} more from {checks} check(s) "
                    "(estate findings --run <id>)", markup=False)

@@ -77,6 +77,9 @@ def test_1_audit_finds_the_planted_drift_and_changes_nothing(lab: dict[str, Path
         evidence = store.evidence_dir(run.id)
     events = (evidence / "devices" / "audit-events.jsonl").read_text()
     assert "PermitRootLogin yes" in events
+    # tasks cited by their place in the repository, not this machine's checkout or state directory
+    assert '"task_path": "playbooks/roles/linux_baseline/tasks/' in events
+    assert str(REPO) not in events and str(lab["home"].resolve()) not in events
     everything = b"".join(p.read_bytes() for p in evidence.rglob("*") if p.is_file())
     everything += (lab["home"] / "estate.db").read_bytes()
     assert LAB_SECRET.encode() not in everything

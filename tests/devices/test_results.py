@@ -76,6 +76,24 @@ def test_scrubber_removes_password_env_values_and_secret_keys() -> None:
     assert clean["event_data"]["res"]["passed"] is True
 
 
+def test_localiser_names_this_machines_directories_longest_first(tmp_path: Path) -> None:
+    from security_checks.devices.controls import control_for
+    from security_checks.playbook_run import PLAYBOOKS, Localiser
+
+    home, private = tmp_path / "state", tmp_path / "state" / "tmp" / "devices-audit-1"
+    local = Localiser({PLAYBOOKS: "playbooks", private: "<runner>", home: "<state>"})
+    event = {"event_data": {"task_path": f"{PLAYBOOKS}/roles/linux_baseline/tasks/ssh.yml:3",
+                            "remote_addr": f"{home}/lab/chroots/debian-01", "res": {"msg": f"in {private}/project",
+                                                                                   "rc": 0, "lines": [str(home)]}}}
+    clean = local(event)
+    assert clean["event_data"]["task_path"] == "playbooks/roles/linux_baseline/tasks/ssh.yml:3"
+    assert clean["event_data"]["remote_addr"] == "<state>/lab/chroots/debian-01"
+    assert clean["event_data"]["res"] == {"msg": "in <runner>/project", "rc": 0, "lines": ["<state>"]}
+    assert str(tmp_path) not in json.dumps(clean)
+    # the control mapping reads the cited task file whatever its prefix
+    assert control_for(clean["event_data"]["task_path"]) == "devices.linux.ssh"
+
+
 def test_diff_description_names_only_the_lines_that_differ() -> None:
     obs, exp = describe_diff({"before": "# c\nA 1\nB 2\n", "after": "# d\nA 1\nB 3\n", "before_header": "/etc/x"})
     assert (obs, exp) == ("/etc/x: B 2", "/etc/x: B 3")
