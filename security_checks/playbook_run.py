@@ -111,7 +111,9 @@ def run_playbook(*, prefix: str, estate_dir: Path, home: Path, apply: bool, play
     work.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_stale_private_dirs(work, prefix)
     private = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=work))
-    local = Localiser({PLAYBOOKS: "playbooks", private: "<runner>", home: "<state>", estate_dir.resolve(): "<estate>"})
+    # The checkout itself too: the collections and the virtualenv in it show in controller-side errors.
+    local = Localiser({PLAYBOOKS: "playbooks", PLAYBOOKS.parent: "<repo>", private: "<runner>", home: "<state>",
+                       estate_dir.resolve(): "<estate>"})
     events: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any]) -> bool:

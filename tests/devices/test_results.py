@@ -81,13 +81,15 @@ def test_localiser_names_this_machines_directories_longest_first(tmp_path: Path)
     from security_checks.playbook_run import PLAYBOOKS, Localiser
 
     home, private = tmp_path / "state", tmp_path / "state" / "tmp" / "devices-audit-1"
-    local = Localiser({PLAYBOOKS: "playbooks", private: "<runner>", home: "<state>"})
+    local = Localiser({PLAYBOOKS: "playbooks", PLAYBOOKS.parent: "<repo>", private: "<runner>", home: "<state>"})
     event = {"event_data": {"task_path": f"{PLAYBOOKS}/roles/linux_baseline/tasks/ssh.yml:3",
+                            "stderr": f"{PLAYBOOKS.parent}/collections/ansible_collections/x.py failed",
                             "remote_addr": f"{home}/lab/chroots/debian-01", "res": {"msg": f"in {private}/project",
                                                                                    "rc": 0, "lines": [str(home)]}}}
     clean = local(event)
     assert clean["event_data"]["task_path"] == "playbooks/roles/linux_baseline/tasks/ssh.yml:3"
     assert clean["event_data"]["remote_addr"] == "<state>/lab/chroots/debian-01"
+    assert clean["event_data"]["stderr"] == "<repo>/collections/ansible_collections/x.py failed"
     assert clean["event_data"]["res"] == {"msg": "in <runner>/project", "rc": 0, "lines": ["<state>"]}
     assert str(tmp_path) not in json.dumps(clean)
     # the control mapping reads the cited task file whatever its prefix
