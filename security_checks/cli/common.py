@@ -84,6 +84,13 @@ class SafeConsole(Console):
     def __init__(self, **kwargs: Any):
         super().__init__(highlight=False, emoji=False, **kwargs)
 
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        # Into a pipe or a file, a line of text stays one line: rich would break it at 80 columns,
+        # splitting a bundle's path or a run id from its summary in a log. Tables keep their layout.
+        if "soft_wrap" not in kwargs and not self.is_terminal and all(isinstance(o, str) for o in objects):
+            kwargs["soft_wrap"] = True
+        super().print(*objects, **kwargs)
+
     def render_str(self, text: str, **kwargs: Any) -> Any:
         markup = kwargs.get("markup")
         if markup or (markup is None and self._markup):
