@@ -69,14 +69,14 @@ class Localiser:
     into evidence that auditors read elsewhere). Each directory becomes the name given for it."""
 
     def __init__(self, names: dict[Path, str]):
-        # Longest first: the runner's private directory lies inside the state directory.
-        self.pairs = sorted(((str(d), n) for d, n in names.items()), key=lambda p: len(p[0]), reverse=True)
+        self.names = {str(d): n for d, n in names.items()}
+        # Longest first (the runner's private directory lies inside the state directory), and whole
+        # path names only: a state directory /srv/e is not the start of /srv/estate-old.
+        self.pattern = re.compile("|".join(rf"(?<![\w./-]){re.escape(d)}(?![\w.-])"
+                                           for d in sorted(self.names, key=len, reverse=True)))
 
     def text(self, value: str) -> str:
-        for directory, name in self.pairs:
-            if directory in value:
-                value = value.replace(directory, name)
-        return value
+        return self.pattern.sub(lambda m: self.names[m.group(0)], value)
 
     def __call__(self, data: Any) -> Any:
         if isinstance(data, dict):

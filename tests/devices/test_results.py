@@ -92,6 +92,8 @@ def test_localiser_names_this_machines_directories_longest_first(tmp_path: Path)
     assert clean["event_data"]["stderr"] == "<repo>/collections/ansible_collections/x.py failed"
     assert clean["event_data"]["res"] == {"msg": "in <runner>/project", "rc": 0, "lines": ["<state>"]}
     assert str(tmp_path) not in json.dumps(clean)
+    # whole path names only
+    assert local(f"{home}-old and /x{home}") == f"{home}-old and /x{home}"
     # the control mapping reads the cited task file whatever its prefix
     assert control_for(clean["event_data"]["task_path"]) == "devices.linux.ssh"
 
