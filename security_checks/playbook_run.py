@@ -4,7 +4,7 @@ device baseline (devices/runner.py) and the firewall roles (firewalls/runner.py)
 The private data directory is a temporary directory under the state directory, removed after the
 run: the runner writes the whole environment (passwords, API tokens) into artifacts/<ident>/command
 and env there, so nothing from it is ever copied. Events are taken from the event handler as they
-arrive, scrubbed of secrets and of this machine's directories (Localiser), and kept in memory for
+arrive, scrubbed of secrets and of this machine's directories (Scrubber), and kept in memory for
 findings and evidence. Both sides of the benchmarks (ours against bare `ansible-playbook`) must do
 the same Ansible work, so the runner's own defaults that differ from ansible-playbook's (host key
 checking off, an on-disk fact cache) are put back.
@@ -13,6 +13,7 @@ checking off, an on-disk fact cache) are put back.
 from __future__ import annotations
 
 import configparser
+import copy
 import os
 import re
 import shutil
@@ -39,48 +40,40 @@ _TRUE = ("1", "true", "yes", "on", "y", "t")
 
 class Scrubber:
     """Secrets out of events: the values of the named environment variables wherever they appear,
-    and anything under a key that looks like a secret, whatever its value."""
+    and anything under a key that looks like a secret, whatever its value. Given this machine's
+    directories (`naming`), also those: a task is cited as `playbooks/roles/.../main.yml:12`, not by
+    where the operator's checkout, state directory or estate happen to be (events are sealed into
+    evidence that auditors read elsewhere). One pass over each event does both."""
 
     def __init__(self, env_names: Iterable[str], environ: dict[str, str] | None = None):
         env = os.environ if environ is None else environ
         # Longest first, so a secret that contains another is masked whole.
         self.values = sorted({env[n] for n in env_names if env.get(n)}, key=len, reverse=True)
+        self.names: dict[str, str] = {}
+        self.directories: re.Pattern[str] | None = None
+
+    def naming(self, directories: dict[Path, str]) -> Scrubber:
+        """This scrubber, also replacing each directory by the name given for it."""
+        named = copy.copy(self)
+        named.names = {**self.names, **{str(d): n for d, n in directories.items()}}
+        # Longest first (the runner's private directory lies inside the state directory), and whole
+        # path names only: a state directory /srv/e is not the start of /srv/estate-old.
+        named.directories = re.compile("|".join(rf"(?<![\w./-]){re.escape(d)}(?![\w.-])"
+                                                for d in sorted(named.names, key=len, reverse=True)))
+        return named
 
     def text(self, value: str) -> str:
         for secret in self.values:
             if secret in value:
                 value = value.replace(secret, MASK)
+        if self.directories is not None:
+            value = self.directories.sub(lambda m: self.names[m.group(0)], value)
         return value
 
     def __call__(self, data: Any) -> Any:
         if isinstance(data, dict):
             return {k: (MASK if isinstance(k, str) and SECRET_KEY.search(k) and v not in (None, "", [], {})
                         else self(v)) for k, v in data.items()}
-        if isinstance(data, list | tuple):
-            return [self(v) for v in data]
-        if isinstance(data, str):
-            return self.text(data)
-        return data
-
-
-class Localiser:
-    """This machine's directories out of events: a task is cited as `playbooks/roles/.../main.yml:12`,
-    not by where the operator's checkout, state directory or estate happen to be (events are sealed
-    into evidence that auditors read elsewhere). Each directory becomes the name given for it."""
-
-    def __init__(self, names: dict[Path, str]):
-        self.names = {str(d): n for d, n in names.items()}
-        # Longest first (the runner's private directory lies inside the state directory), and whole
-        # path names only: a state directory /srv/e is not the start of /srv/estate-old.
-        self.pattern = re.compile("|".join(rf"(?<![\w./-]){re.escape(d)}(?![\w.-])"
-                                           for d in sorted(self.names, key=len, reverse=True)))
-
-    def text(self, value: str) -> str:
-        return self.pattern.sub(lambda m: self.names[m.group(0)], value)
-
-    def __call__(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: self(v) for k, v in data.items()}
         if isinstance(data, list | tuple):
             return [self(v) for v in data]
         if isinstance(data, str):
@@ -105,20 +98,18 @@ def run_playbook(*, prefix: str, estate_dir: Path, home: Path, apply: bool, play
     private directory (and lets a later run of the same kind remove one a killed run left)."""
     import ansible_runner
 
-    scrub = scrubber or Scrubber([])
     home = home.resolve()
     work = home / "tmp"
     work.mkdir(mode=0o700, parents=True, exist_ok=True)
     remove_stale_private_dirs(work, prefix)
     private = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=work))
     # The checkout itself too: the collections and the virtualenv in it show in controller-side errors.
-    local = Localiser({PLAYBOOKS: "playbooks", PLAYBOOKS.parent: "<repo>", private: "<runner>", home: "<state>",
-                       estate_dir.resolve(): "<estate>"})
+    scrub = (scrubber or Scrubber([])).naming({PLAYBOOKS: "playbooks", PLAYBOOKS.parent: "<repo>", private: "<runner>",
+                                               home: "<state>", estate_dir.resolve(): "<estate>"})
     events: list[dict[str, Any]] = []
 
     def handler(event: dict[str, Any]) -> bool:
-        clean = local(scrub({k: v for k, v in event.items()
-                             if k in ("event", "event_data", "counter", "created", "uuid")}))
+        clean = scrub({k: v for k, v in event.items() if k in ("event", "event_data", "counter", "created", "uuid")})
         if clean.get("event") in KEEP_EVENTS:
             # The task's arguments may hold resolved variables; results and diffs are what we need.
             (clean.get("event_data") or {}).pop("task_args", None)
@@ -169,12 +160,12 @@ def run_playbook(*, prefix: str, estate_dir: Path, home: Path, apply: bool, play
             # reads them back per task; ansible-playbook keeps them in memory, and so do we.
             fact_cache_type="memory",
         )
-        stats = local(scrub(r.stats or {}))
+        stats = scrub(r.stats or {})
         tail = ""
         if r.rc not in (0, 2, 4) or not events:
             # No host results: the playbook or inventory itself failed; keep the reason, scrubbed.
             try:
-                tail = local(scrub("\n".join(r.stdout.read().splitlines()[-15:])))
+                tail = scrub("\n".join(r.stdout.read().splitlines()[-15:]))
             except (OSError, ValueError):
                 tail = ""
         return RunnerOutcome(status=str(r.status), rc=int(r.rc), events=events, stats=stats, stderr_tail=tail)

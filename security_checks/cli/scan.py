@@ -63,7 +63,7 @@ def _done(outcome: Any, format: Format, extra: dict[str, object], fail_on: FailO
         print_failing(briefs)
         show.print(f"run [bold]{run.id}[/]: {len(briefs)} findings stored, {sum(b.failing for b in briefs)} failing"
                    + (f"; RAP: {', '.join(f'{n} {k}' for k, n in outcome.rap.items() if n)}"
-                     if any(outcome.rap.values()) else ""), soft_wrap=True)
+                     if any(outcome.rap.values()) else ""))
     raise typer.Exit(exit_for(briefs, fail_on))
 
 

@@ -76,12 +76,13 @@ def test_scrubber_removes_password_env_values_and_secret_keys() -> None:
     assert clean["event_data"]["res"]["passed"] is True
 
 
-def test_localiser_names_this_machines_directories_longest_first(tmp_path: Path) -> None:
+def test_scrubber_names_this_machines_directories_longest_first(tmp_path: Path) -> None:
     from security_checks.devices.controls import control_for
-    from security_checks.playbook_run import PLAYBOOKS, Localiser
+    from security_checks.playbook_run import PLAYBOOKS
 
     home, private = tmp_path / "state", tmp_path / "state" / "tmp" / "devices-audit-1"
-    local = Localiser({PLAYBOOKS: "playbooks", PLAYBOOKS.parent: "<repo>", private: "<runner>", home: "<state>"})
+    local = Scrubber([]).naming({PLAYBOOKS: "playbooks", PLAYBOOKS.parent: "<repo>", private: "<runner>",
+                                 home: "<state>"})
     event = {"event_data": {"task_path": f"{PLAYBOOKS}/roles/linux_baseline/tasks/ssh.yml:3",
                             "stderr": f"{PLAYBOOKS.parent}/collections/ansible_collections/x.py failed",
                             "remote_addr": f"{home}/lab/chroots/debian-01", "res": {"msg": f"in {private}/project",
